@@ -1,0 +1,39 @@
+/* real.h: one source, two precisions.
+ *
+ * Every kernel file in csrc/ is compiled twice by CMakeLists.txt: once with FASTNN_REAL_F32 defined
+ * (real = float, names end in _f32) and once without (real = double, names end in _f64).
+ * FN(sigmoid_forward) names the instance; fastnn.h declares both.
+ */
+#ifndef FASTNN_REAL_H
+#define FASTNN_REAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef FASTNN_REAL_F32
+typedef float real;
+#define FN(name) name##_f32
+#else
+typedef double real;
+#define FN(name) name##_f64
+#endif
+
+/* Wide vector paths chosen at load time (GCC function multiversioning through ifunc): the wheel runs
+ * on any x86-64, and AVX2 / AVX-512 machines get the wide loops. Apply to leaf loops only: OpenMP's
+ * outlined regions are not cloned, so a parallel loop calls a cloned span function per chunk. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FASTNN_NO_CLONES)
+#define FASTNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FASTNN_CLONES
+#endif
+
+/* Elementwise kernels run in chunks of this many elements; OpenMP starts threads only from
+ * FASTNN_PARALLEL_MIN elements on, below that thread start-up costs more than it saves. */
+#define FASTNN_CHUNK 16384
+#define FASTNN_PARALLEL_MIN 131072
+
+int fastnn_get_num_threads(void);
+
+#endif
