@@ -1,0 +1,136 @@
+/* softmax_ce.c: the SoftmaxWithLoss layer fused: softmax and cross-entropy forward in one pass over
+ * each row of logits, and the backward (y - onehot(t)) * dout / N in one pass.
+ *
+ * Contract (the Python face, src/fastnn/layers.py, checks shapes and dtypes): x, y and dx are
+ * C-contiguous (n, c) with n, c >= 1; t holds n index labels. Every label is checked here before
+ * anything is written: a kernel returns -1 on success or the first row whose label is outside [0, c).
+ *
+ * Forward per row: m = max(x); y = exp(x - m) / sum(exp(x - m)) (x - m <= 0, so exp cannot
+ * overflow); loss_n = -log(y[t_n] + 1e-7), the book's guard. The returned loss is the batch mean.
+ * A NaN logit makes the row's sum and so the whole row NaN, as in the reference; a row of -inf gives
+ * -inf - -inf = NaN, also as in the reference. Dividing by the sum is done as a multiplication by its
+ * reciprocal (within an ulp of the reference's division, and several times cheaper).
+ * Backward: dx = y * dout / n, minus dout / n at the label: the book's (y - onehot(t)) * dout / n.
+ */
+#include <math.h>
+
+#include "fastnn.h"
+#include "vexp.h"
+
+#define LANES 8 /* independent accumulators: lets GCC vectorise the row max and sum */
+
+static inline real row_max(const real *x, ptrdiff_t c)
+{
+    real acc[LANES];
+    for (int k = 0; k < LANES; k++)
+        acc[k] = x[0];
+    ptrdiff_t j = 0;
+    for (; j + LANES <= c; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+    real m = acc[0];
+    for (int k = 1; k < LANES; k++)
+        m = acc[k] > m ? acc[k] : m;
+    for (; j < c; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* y = exp(x - m), returns sum(y) */
+static inline real row_exp_sum(const real *restrict x, real m, real *restrict y, ptrdiff_t c)
+{
+    for (ptrdiff_t j = 0; j < c; j++)
+        y[j] = vexp(x[j] - m);
+    real acc[LANES] = {0};
+    ptrdiff_t j = 0;
+    for (; j + LANES <= c; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += y[j + k];
+    real s = 0;
+    for (; j < c; j++)
+        s += y[j];
+    for (int k = 0; k < LANES; k++)
+        s += acc[k];
+    return s;
+}
+
+static inline void row_scale(real *y, real scale, ptrdiff_t c)
+{
+    for (ptrdiff_t j = 0; j < c; j++)
+        y[j] *= scale;
+}
+
+static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= c)
+            return i;
+    return -1;
+}
+
+/* rows [lo, hi): fills y, returns the sum of the rows' losses */
+static FASTNN_CLONES double forward_rows(const real *x, const int64_t *t, real *y, ptrdiff_t lo,
+                                         ptrdiff_t hi, ptrdiff_t c)
+{
+    double total = 0;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const real *xi = x + i * c;
+        real *yi = y + i * c;
+        real s = row_exp_sum(xi, row_max(xi, c), yi, c);
+        row_scale(yi, 1 / s, c);
+        total += -log((double)yi[t[i]] + 1e-7);
+    }
+    return total;
+}
+
+ptrdiff_t FN(softmax_ce_forward)(const real *x, const int64_t *t, real *y, ptrdiff_t n, ptrdiff_t c,
+                                 double *loss)
+{
+    ptrdiff_t bad = first_bad_label(t, n, c);
+    if (bad >= 0)
+        return bad;
+    int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+    ptrdiff_t block = (n + nt - 1) / nt;
+    double total = 0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : total) if (nt > 1)
+    for (int b = 0; b < nt; b++) {
+        ptrdiff_t lo = b * block, hi = lo + block < n ? lo + block : n;
+        if (lo < hi)
+            total += forward_rows(x, t, y, lo, hi, c);
+    }
+    *loss = total / (double)n;
+    return -1;
+}
+
+static inline void row_backward(const real *restrict y, ptrdiff_t label, real scale,
+                                       real *restrict dx, ptrdiff_t c)
+{
+    for (ptrdiff_t j = 0; j < c; j++)
+        dx[j] = y[j] * scale;
+    dx[label] = (y[label] - 1) * scale;
+}
+
+static FASTNN_CLONES void backward_rows(const real *y, const int64_t *t, real scale, real *dx,
+                                        ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c)
+{
+    for (ptrdiff_t i = lo; i < hi; i++)
+        row_backward(y + i * c, (ptrdiff_t)t[i], scale, dx + i * c, c);
+}
+
+ptrdiff_t FN(softmax_ce_backward)(const real *y, const int64_t *t, double dout, real *dx, ptrdiff_t n,
+                                  ptrdiff_t c)
+{
+    ptrdiff_t bad = first_bad_label(t, n, c);
+    if (bad >= 0)
+        return bad;
+    real scale = (real)(dout / (double)n);
+    int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+    ptrdiff_t block = (n + nt - 1) / nt;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int b = 0; b < nt; b++) {
+        ptrdiff_t lo = b * block, hi = lo + block < n ? lo + block : n;
+        if (lo < hi)
+            backward_rows(y, t, scale, dx, lo, hi, c);
+    }
+    return -1;
+}

@@ -1,0 +1,74 @@
+"""Shape, dtype and label validation shared by every public entry of the fast half.
+
+Every check runs before anything is written and raises an exception that names the problem and
+prints the offending value.
+"""
+import numpy as np
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def as_float(x, name):
+    """x as an aligned C-contiguous float32 or float64 array (a copy only when needed).
+
+    bool and integer inputs are promoted to float64, as NumPy would; float16, complex, object and
+    anything else raise TypeError naming the dtype.
+    """
+    x = np.asarray(x)
+    dtype = x.dtype
+    if dtype.kind in "biu":
+        dtype = np.dtype(np.float64)
+    elif dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name} must be float32 or float64 (integers and bool are promoted), "
+                        f"got dtype {x.dtype}")
+    elif not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+    if x.dtype != dtype or not (x.flags.c_contiguous and x.flags.aligned):
+        x = np.array(x, dtype=dtype, order="C")
+    return x
+
+
+def as_logits(x, name="x"):
+    """Logits as a C-contiguous float (N, C) array; 1-D x is one sample. Rejects empty input."""
+    x = as_float(x, name)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (one sample) or 2-D (N, C), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty: shape {x.shape}")
+    return x
+
+
+def as_labels(t, shape):
+    """int64 index labels (N,) for a batch of logits of the given (N, C) shape.
+
+    t is index labels of any integer dtype, shape (N,) (a scalar or (1,) for one sample), or one-hot
+    of shape (N, C) (any dtype; the argmax is taken, as in the book). Values are range-checked by the
+    kernels, which report the first bad row.
+    """
+    n, c = shape
+    t = np.asarray(t)
+    if t.ndim == 2 or (n == 1 and t.ndim == 1 and t.size == c > 1):
+        if t.size != n * c:
+            raise ValueError(f"one-hot labels must have shape ({n}, {c}), got {t.shape}")
+        if t.dtype.kind not in "biuf":
+            raise TypeError(f"one-hot labels must be numeric, got dtype {t.dtype}")
+        return t.reshape(n, c).argmax(axis=1)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers (index labels) or one-hot of shape ({n}, {c}), "
+                        f"got dtype {t.dtype} with shape {t.shape}")
+    if t.ndim > 1 or t.size != n:
+        raise ValueError(f"batch-size mismatch: {n} rows of logits, labels of shape {t.shape}")
+    if t.dtype == np.uint64 and t.max() > _INT64_MAX:
+        i = int(np.argmax(t > _INT64_MAX))
+        raise ValueError(f"label out of range: t[{i}] = {t.reshape(-1)[i]}, classes are 0..{c - 1}")
+    return np.ascontiguousarray(t.reshape(n), dtype=np.int64)
+
+
+def check_step(h, name="h"):
+    """A finite, positive step size as a float."""
+    h = float(h)
+    if not (np.isfinite(h) and h > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {h}")
+    return h

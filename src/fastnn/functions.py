@@ -1,0 +1,104 @@
+"""The book's functions, fast: the same names and results as `fastnn.reference.functions`.
+
+sigmoid, softmax_cross_entropy, bias_grad and numerical_gradient run compiled kernels (csrc/ via
+_core); the others are the reference's NumPy, already as fast as NumPy gets.
+"""
+import numpy as np
+
+from . import _core
+from ._checks import as_float, as_labels, as_logits, check_step
+from .reference.functions import cross_entropy_error, numerical_diff, relu, softmax
+
+__all__ = ["sigmoid", "sigmoid_grad", "relu", "softmax", "cross_entropy_error",
+           "softmax_cross_entropy", "bias_grad", "numerical_diff", "numerical_gradient",
+           "gradient_descent"]
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise, any shape; float32 stays float32, other input -> float64.
+
+    Stable for every finite x, no warnings: sigmoid(-1000) == 0.0, sigmoid(1000) == 1.0; NaN -> NaN.
+    """
+    x = as_float(x, "x")
+    y = np.empty_like(x)
+    _core.sigmoid_forward(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def sigmoid_grad(x):
+    """Derivative of the sigmoid at x: (1 - sigmoid(x)) * sigmoid(x); shape of x."""
+    y = sigmoid(x)
+    return sigmoid_backward(np.ones_like(y), y)
+
+
+def sigmoid_backward(dout, out):
+    """dout * (1 - out) * out: the Sigmoid layer's backward; dout and out of one shape and dtype."""
+    out = as_float(out, "out")
+    dout = as_float(dout, "dout")
+    if dout.shape != out.shape:
+        raise ValueError(f"shape mismatch: dout.shape={dout.shape}, out.shape={out.shape}")
+    if dout.dtype != out.dtype:
+        dout = dout.astype(out.dtype)
+    dx = np.empty_like(out)
+    _core.sigmoid_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def softmax_cross_entropy(x, t):
+    """Fused softmax and cross-entropy: (loss, y) from logits in one pass per row.
+
+    x: (N, C) logits (1-D: one sample), float32 or float64; t: index labels (N,) of any integer
+    dtype or one-hot (N, C). Returns the batch mean of -log(y[n, t_n] + 1e-7) as a float and
+    y = softmax(x), (N, C). Equals cross_entropy_error(softmax(x), t).
+    """
+    x = as_logits(x)
+    t = as_labels(t, x.shape)
+    y = np.empty_like(x)
+    loss = _core.softmax_ce_forward(x, t, y)
+    return loss, y
+
+
+def bias_grad(dout):
+    """Sum of dout over every axis but the last: (..., D) -> (D,), dout's dtype.
+
+    Accumulated in float64 also for float32 input; the gradient of a bias added to every row.
+    """
+    dout = as_float(dout, "dout")
+    if dout.ndim == 0:
+        raise ValueError("dout must have at least one axis, got a 0-d array")
+    db = np.empty(dout.shape[-1], dtype=dout.dtype)
+    _core.bias_grad(dout.reshape(-1, dout.shape[-1]), db)
+    return db
+
+
+def numerical_gradient(f, x, h=1e-4):
+    """Central-difference gradient of f at x: (f(x+h) - f(x-h)) / 2h for every element.
+
+    x: float32 or float64 array of any shape and strides, writable. It is perturbed in place, one
+    element at a time (f usually ignores its argument and reads the live array), and every element
+    is restored bit-exactly, also when f raises. f must return a scalar. Returns an array shaped like
+    x, of x's dtype.
+    """
+    h = check_step(h)
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a NumPy array (it is perturbed in place), got {type(x).__name__}")
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
+        raise TypeError(f"numerical_gradient needs a float32 or float64 array, x has dtype {x.dtype}: "
+                        "an integer array cannot hold x + h (the book's version returns garbage)")
+    if not x.flags.writeable:
+        raise ValueError("x must be writable: numerical_gradient perturbs it in place")
+    grad = np.empty(x.shape, dtype=x.dtype)
+    _core.numerical_gradient(f, x, h, grad.reshape(-1))
+    return grad
+
+
+def gradient_descent(f, init_x, lr=0.01, step_num=100):
+    """x <- x - lr * numerical_gradient(f, x), step_num times; returns x.
+
+    As in the book, x is init_x itself: it is updated in place and returned.
+    """
+    x = init_x
+    for _ in range(step_num):
+        grad = numerical_gradient(f, x)
+        x -= lr * grad
+    return x

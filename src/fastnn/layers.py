@@ -1,0 +1,98 @@
+"""The book's layers, fast: the same classes and results as `fastnn.reference.layers`.
+
+Sigmoid, Affine's bias gradient and SoftmaxWithLoss run compiled kernels; Repeat, Sum, MatMul, Relu
+and Softmax are the reference's NumPy (matrix products go to NumPy's BLAS either way).
+Volume-2 convention: `params` and `grads` are lists, `backward` writes `grads[i][...]` in place.
+"""
+import numpy as np
+
+from . import _core
+from ._checks import as_labels, as_logits
+from .functions import bias_grad, sigmoid, sigmoid_backward
+from .reference.layers import MatMul, Relu, Repeat, Softmax, Sum
+
+__all__ = ["Repeat", "Sum", "MatMul", "Affine", "Sigmoid", "Relu", "Softmax", "SoftmaxWithLoss"]
+
+
+class Affine:
+    """Fully connected layer x W + b, with W (D, H) and b (H,) the parameters.
+
+    An N-D input (N, d1, d2, ...) is flattened to (N, D) and its gradient gets the input's shape back.
+    """
+
+    def __init__(self, W, b):
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x = None
+        self.original_x_shape = None
+
+    def forward(self, x):
+        """x: (N, ...) with D elements per sample -> (N, H)."""
+        W, b = self.params
+        x = np.asarray(x)
+        self.original_x_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        out = np.dot(x, W)
+        out += b
+        self.x = x
+        return out
+
+    def backward(self, dout, need_dx=True):
+        """dout: (N, H) -> dx shaped like the input; grads = [dW (D, H), db (H,)].
+
+        need_dx=False skips the product dout W^T (the first layer of a network needs no dx) and
+        returns None.
+        """
+        W, b = self.params
+        dW, db = self.grads
+        np.matmul(self.x.T, dout, out=dW)
+        db[...] = bias_grad(dout)
+        if not need_dx:
+            return None
+        return np.dot(dout, W.T).reshape(self.original_x_shape)
+
+
+class Sigmoid:
+    """Sigmoid layer; keeps its output `out` for the backward pass."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.out = None
+
+    def forward(self, x):
+        """Any shape -> sigmoid(x), same shape (float32 stays float32)."""
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        """dout (shape of out) -> dout * (1 - out) * out."""
+        return sigmoid_backward(dout, self.out)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by the cross-entropy loss, fused in one kernel; keeps the probabilities `y`
+    and the int64 index labels `t` for the backward pass."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> mean loss (float)."""
+        x = as_logits(x)
+        t = as_labels(t, x.shape)
+        y = np.empty_like(x)
+        loss = _core.softmax_ce_forward(x, t, y)
+        self.y, self.t = y, t
+        return loss
+
+    def backward(self, dout=1):
+        """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
+        if self.y is None:
+            raise RuntimeError("SoftmaxWithLoss.backward called before forward")
+        if np.ndim(dout) != 0:
+            raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
+        dx = np.empty_like(self.y)
+        _core.softmax_ce_backward(self.y, self.t, float(dout), dx)
+        return dx
