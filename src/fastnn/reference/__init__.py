@@ -1,0 +1,26 @@
+"""fastnn.reference: the book's layer library in plain NumPy, written to be read.
+
+The oracle for every test of the compiled ``fastnn`` and the baseline of every benchmark; it
+imports nothing from the rest of fastnn.
+"""
+
+from . import datasets, functions, layers, models, optimizers
+from .datasets import load_digits, load_mnist, load_spiral
+from .functions import (
+    bias_grad,
+    cross_entropy_error,
+    gradient_descent,
+    numerical_diff,
+    numerical_gradient,
+    relu,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_cross_entropy,
+)
+from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
+from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+
+__all__ = (datasets.__all__ + functions.__all__ + layers.__all__ + models.__all__
+           + optimizers.__all__)

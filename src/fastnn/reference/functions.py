@@ -1,0 +1,139 @@
+"""Activations, losses and numerical differentiation, as in the book's ``common/functions.py`` and
+``common/gradient.py`` (volume 1, chapters 3-4; volume 2, chapter 1).
+
+Plain NumPy. float32 inputs give float32 results; integer and bool inputs are computed in float64.
+"""
+
+import numpy as np
+
+__all__ = [
+    "sigmoid",
+    "sigmoid_grad",
+    "relu",
+    "softmax",
+    "cross_entropy_error",
+    "softmax_cross_entropy",
+    "bias_grad",
+    "numerical_diff",
+    "numerical_gradient",
+    "gradient_descent",
+]
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise; any shape, same float dtype out.
+
+    Stable for every finite x: exp is only taken of -|x| <= 0, so it never overflows, and
+    sigmoid(-1000) is exactly 0.0, sigmoid(1000) exactly 1.0. For x < 0 the equivalent form
+    e^x / (1 + e^x) is used.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind in "biu":
+        x = x.astype(np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_grad(x):
+    """Derivative of the sigmoid at x: (1 - sigmoid(x)) * sigmoid(x); shape of x."""
+    return (1.0 - sigmoid(x)) * sigmoid(x)
+
+
+def relu(x):
+    """max(0, x) elementwise; shape and dtype of x."""
+    return np.maximum(0, x)
+
+
+def softmax(x):
+    """Softmax over the last axis of x (any ndim, shape kept).
+
+    The row maximum is subtracted first, so exp never overflows; the result is unchanged because
+    softmax(x + c) = softmax(x).
+    """
+    x = np.asarray(x)
+    x = x - x.max(axis=-1, keepdims=True)
+    y = np.exp(x)
+    return y / y.sum(axis=-1, keepdims=True)
+
+
+def cross_entropy_error(y, t):
+    """Mean cross-entropy -log(y[n, t_n] + 1e-7) over the batch; returns a scalar.
+
+    y: (N, C) probabilities, or (C,) for a single sample.
+    t: (N,) index labels of any integer dtype, or one-hot of y's size (converted with argmax).
+    The 1e-7 keeps log away from log(0) = -inf.
+    """
+    y = np.asarray(y)
+    t = np.asarray(t)
+    if y.ndim == 1:
+        t = t.reshape(1, t.size)
+        y = y.reshape(1, y.size)
+
+    # one-hot labels -> indices of the correct class
+    if t.size == y.size:
+        t = t.argmax(axis=1)
+
+    batch_size = y.shape[0]
+    return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
+
+
+def softmax_cross_entropy(x, t):
+    """Softmax and cross-entropy loss from logits x (N, C) and labels t (as cross_entropy_error).
+
+    Returns (loss, y): the scalar loss and the (N, C) probabilities softmax(x).
+    """
+    y = softmax(x)
+    return cross_entropy_error(y, t), y
+
+
+def bias_grad(dout):
+    """Gradient of a bias added along the last axis: dout summed over every other axis.
+
+    dout: (..., D) -> (D,).
+    """
+    return np.sum(dout, axis=tuple(range(dout.ndim - 1)))
+
+
+def numerical_diff(f, x, h=1e-4):
+    """Central difference (f(x + h) - f(x - h)) / 2h of a function of one scalar."""
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def numerical_gradient(f, x, h=1e-4):
+    """Central-difference gradient of the scalar f(x) with respect to every element of x.
+
+    x: float array of any shape and strides. Each element is perturbed by +-h **in place** (f is
+    called with x itself and usually reads the live array, e.g. a model's parameter) and then
+    restored bit-exactly, also when f raises. Returns an array like x (np.zeros_like(x)).
+    """
+    grad = np.zeros_like(x)
+
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        idx = it.multi_index
+        tmp_val = x[idx]
+        try:
+            x[idx] = float(tmp_val) + h
+            fxh1 = f(x)  # f(x+h)
+            x[idx] = float(tmp_val) - h
+            fxh2 = f(x)  # f(x-h)
+        finally:
+            x[idx] = tmp_val  # restore the original value
+        grad[idx] = (fxh1 - fxh2) / (2 * h)
+        it.iternext()
+
+    return grad
+
+
+def gradient_descent(f, init_x, lr=0.01, step_num=100):
+    """Minimise f by step_num steps x <- x - lr * grad f(x), with the numerical gradient.
+
+    As in the book, x is init_x itself: init_x is updated in place and returned.
+    """
+    x = init_x
+
+    for _ in range(step_num):
+        grad = numerical_gradient(f, x)
+        x -= lr * grad
+
+    return x
