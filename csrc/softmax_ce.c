@@ -36,11 +36,8 @@ static inline real row_max(const real *x, ptrdiff_t c)
     return m;
 }
 
-/* y = exp(x - m), returns sum(y) */
-static inline real row_exp_sum(const real *restrict x, real m, real *restrict y, ptrdiff_t c)
+static inline real row_sum(const real *y, ptrdiff_t c)
 {
-    for (ptrdiff_t j = 0; j < c; j++)
-        y[j] = vexp(x[j] - m);
     real acc[LANES] = {0};
     ptrdiff_t j = 0;
     for (; j + LANES <= c; j += LANES)
@@ -68,17 +65,33 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
     return -1;
 }
 
+/* Rows go in blocks of about BLOCK elements: first y = x - max per row, then one flat exp sweep
+ * over the block (a single vector loop, also when rows are short: C = 10 would otherwise spend its
+ * time in scalar loop tails), then the sum, scale and loss per row, all while the block is in L1. */
+#define BLOCK 2048
+
 /* rows [lo, hi): fills y, returns the sum of the rows' losses */
 static FASTNN_CLONES double forward_rows(const real *x, const int64_t *t, real *y, ptrdiff_t lo,
                                          ptrdiff_t hi, ptrdiff_t c)
 {
+    ptrdiff_t rows_per_block = c >= BLOCK ? 1 : BLOCK / c;
     double total = 0;
-    for (ptrdiff_t i = lo; i < hi; i++) {
-        const real *xi = x + i * c;
-        real *yi = y + i * c;
-        real s = row_exp_sum(xi, row_max(xi, c), yi, c);
-        row_scale(yi, 1 / s, c);
-        total += -log((double)yi[t[i]] + 1e-7);
+    for (ptrdiff_t b = lo; b < hi; b += rows_per_block) {
+        ptrdiff_t e = b + rows_per_block < hi ? b + rows_per_block : hi;
+        for (ptrdiff_t i = b; i < e; i++) {
+            const real *xi = x + i * c;
+            real *yi = y + i * c, m = row_max(xi, c);
+            for (ptrdiff_t j = 0; j < c; j++)
+                yi[j] = xi[j] - m;
+        }
+        real *yb = y + b * c;
+        for (ptrdiff_t k = 0, len = (e - b) * c; k < len; k++)
+            yb[k] = vexp(yb[k]);
+        for (ptrdiff_t i = b; i < e; i++) {
+            real *yi = y + i * c;
+            row_scale(yi, 1 / row_sum(yi, c), c);
+            total += -log((double)yi[t[i]] + 1e-7);
+        }
     }
     return total;
 }

@@ -60,7 +60,7 @@ static inline double vexp(double x)
     r = r - kd * 0x1.a39ef35793c76p-33;
     /* Estrin's scheme: the same Taylor terms, evaluated as a shallow tree instead of a 13-deep
        Horner chain, so the vector units are not waiting on latency */
-    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double r2 = r * r, r4 = r2 * r2;
     double p23 = 1.0 / 2 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120);
     double p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880);
     double p1011 = 1.0 / 3628800 + r * (1.0 / 39916800);

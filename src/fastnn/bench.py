@@ -1,0 +1,219 @@
+"""Benchmarks: the fast half against `fastnn.reference`, measured side by side in one process.
+
+One implementation serves `bench/` and `fastnn bench`. Every row prints the fast and the reference
+time (median of repeated runs), their ratio, and, for memory-bound workloads, the physical bound:
+the bytes the workload must move divided by the memory bandwidth measured in the same run.
+PyTorch is timed too when it is installed. Nothing here asserts a speed.
+"""
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+import fastnn
+from fastnn import reference
+
+_MIB = 1 << 20
+
+
+@dataclass
+class Case:
+    """One workload: the fast and reference callables and what bounds them."""
+
+    name: str
+    fast: Callable[[], object]
+    ref: Callable[[], object]
+    bytes_moved: Optional[int] = None  # reads + writes the workload cannot avoid
+    torch: Optional[Callable[[], object]] = None
+    note: str = ""
+    ratio_of: Optional[Callable[[float, float], float]] = None  # default: ref / fast
+
+
+def median_time(fn, min_seconds=0.02, repeat=7):
+    """Median seconds per call of fn over `repeat` runs of enough calls to last min_seconds."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    number = max(1, int(min_seconds / max(once, 1e-9)))
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
+
+
+def memory_bandwidth(nbytes=64 * _MIB):
+    """Bytes per second (read + write) of a NumPy copy of nbytes, measured now."""
+    src = np.ones(nbytes // 8)
+    dst = np.empty_like(src)
+    return 2 * nbytes / median_time(lambda: np.copyto(dst, src), repeat=5)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def _softmax_ce_case(n, c, rng, torch):
+    x = rng.standard_normal((n, c))
+    t = rng.integers(0, c, n)
+    fast_layer, ref_layer = fastnn.SoftmaxWithLoss(), reference.SoftmaxWithLoss()
+
+    def fast():
+        fast_layer.forward(x, t)
+        return fast_layer.backward()
+
+    def ref():
+        ref_layer.forward(x, t)
+        return ref_layer.backward()
+
+    torch_fn = None
+    if torch is not None:
+        xt, tt = torch.tensor(x), torch.tensor(t)
+
+        def torch_fn():
+            xg = xt.detach().requires_grad_()
+            torch.nn.functional.cross_entropy(xg, tt).backward()
+            return xg.grad
+
+    return Case(f"softmax-CE forward+backward ({n}, {c})", fast, ref, 4 * x.nbytes, torch_fn)
+
+
+def _sigmoid_case(shape, rng, torch):
+    x = rng.standard_normal(shape)
+    dout = rng.standard_normal(shape)
+    fast_layer, ref_layer = fastnn.Sigmoid(), reference.Sigmoid()
+
+    def fast():
+        fast_layer.forward(x)
+        return fast_layer.backward(dout)
+
+    def ref():
+        ref_layer.forward(x)
+        return ref_layer.backward(dout)
+
+    torch_fn = None
+    if torch is not None:
+        xt, dt = torch.tensor(x), torch.tensor(dout)
+
+        def torch_fn():
+            xg = xt.detach().requires_grad_()
+            torch.sigmoid(xg).backward(dt)
+            return xg.grad
+
+    label = "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]:.0e} elements"
+    return Case(f"sigmoid forward+backward ({label})", fast, ref, 5 * x.nbytes, torch_fn)
+
+
+def _bias_grad_case(n, d, rng, torch):
+    dout = rng.standard_normal((n, d))
+    torch_fn = None
+    if torch is not None:
+        dt = torch.tensor(dout)
+
+        def torch_fn():
+            return dt.sum(0)
+
+    return Case(f"bias gradient ({n}, {d})", lambda: fastnn.bias_grad(dout),
+                lambda: reference.bias_grad(dout), dout.nbytes, torch_fn)
+
+
+def _numerical_gradient_case(size, rng):
+    """Ratio column: the loop's overhead as a share of the time spent in f."""
+    x = rng.standard_normal(size)
+
+    def f(w):
+        return np.sum(w ** 2)
+
+    def calls_only():
+        for _ in range(2 * size):
+            f(x)
+
+    def overhead_share(t_fast, t_calls):
+        return (t_fast - t_calls) / t_calls
+
+    return Case(f"numerical_gradient, f = sum(x**2), {size} elements",
+                lambda: fastnn.numerical_gradient(f, x), calls_only,
+                note="ratio column = loop overhead / time in the 2n calls of f (reference column)",
+                ratio_of=overhead_share)
+
+
+def kernel_cases(rng, torch=None):
+    """The kernel workloads of SPEC section 7."""
+    return [
+        _softmax_ce_case(100, 10, rng, torch),
+        _softmax_ce_case(1000, 1000, rng, torch),
+        _sigmoid_case((1000, 1000), rng, torch),
+        _sigmoid_case((10 ** 7,), rng, torch),
+        _bias_grad_case(10000, 1000, rng, torch),
+        _numerical_gradient_case(1000, rng),
+    ]
+
+
+def _fmt_time(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:8.2f} ms"
+    return f"{seconds:8.2f} s "
+
+
+def run(cases=None, threads=1, with_torch=True, repeat=7, print_fn=print):
+    """Time every case and print the table; returns a list of result dicts."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    rng = np.random.default_rng(0)
+    torch = _torch() if with_torch else None
+    if cases is None:
+        cases = kernel_cases(rng, torch)
+    blas = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
+    fastnn.set_num_threads(threads)
+    try:
+        bandwidth = memory_bandwidth()
+        print_fn(f"fastnn {fastnn.__version__}, {threads} thread(s), float64 unless noted; "
+                 f"memory bandwidth (copy, read+write) {bandwidth / 1e9:.1f} GB/s"
+                 + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
+        header = f"{'workload':52s} {'fast':>11s} {'reference':>11s} {'ratio':>7s} {'bound':>11s} {'torch':>11s}"
+        print_fn(header)
+        print_fn("-" * len(header))
+        results = []
+        for case in cases:
+            t_fast = median_time(case.fast, repeat=repeat)
+            t_ref = median_time(case.ref, repeat=repeat)
+            ratio = case.ratio_of(t_fast, t_ref) if case.ratio_of else t_ref / t_fast
+            bound = case.bytes_moved / bandwidth if case.bytes_moved else None
+            t_torch = median_time(case.torch, repeat=repeat) if case.torch else None
+            ratio_text = f"{ratio * 100:6.1f}%" if case.ratio_of else f"{ratio:6.1f}x"
+            print_fn(f"{case.name:52s} {_fmt_time(t_fast)} {_fmt_time(t_ref)} {ratio_text} "
+                     f"{_fmt_time(bound) if bound else '':>11s} "
+                     f"{_fmt_time(t_torch) if t_torch else '':>11s}")
+            if case.note:
+                print_fn(f"  ({case.note})")
+            results.append(dict(name=case.name, fast=t_fast, reference=t_ref, ratio=ratio,
+                                bound=bound, torch=t_torch))
+        return results
+    finally:
+        fastnn.set_num_threads(0)
+        if blas:
+            blas.unregister()
+
+
+def main():
+    """Kernel benchmarks, single thread; FASTNN_BENCH_THREADS=2 for two."""
+    run(threads=int(os.environ.get("FASTNN_BENCH_THREADS", "1")))
+
+
+if __name__ == "__main__":
+    main()
