@@ -5,6 +5,8 @@ prints the offending value.
 """
 import numpy as np
 
+from . import _core
+
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -30,6 +32,8 @@ def as_float(x, name):
 
 def as_logits(x, name="x"):
     """Logits as a C-contiguous float (N, C) array; 1-D x is one sample. Rejects empty input."""
+    if _core.is_float_buffer(x, 2) and x.size:
+        return x
     x = as_float(x, name)
     if x.ndim == 1:
         x = x.reshape(1, -1)
@@ -49,6 +53,8 @@ def as_labels(t, shape):
     """
     n, c = shape
     t = np.asarray(t)
+    if t.dtype == np.int64 and t.shape == (n,) and t.flags.c_contiguous and t.flags.aligned:
+        return t
     if t.ndim == 2 or (n == 1 and t.ndim == 1 and t.size == c > 1):
         if t.size != n * c:
             raise ValueError(f"one-hot labels must have shape ({n}, {c}), got {t.shape}")

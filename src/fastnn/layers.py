@@ -82,17 +82,14 @@ class SoftmaxWithLoss:
         """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> mean loss (float)."""
         x = as_logits(x)
         t = as_labels(t, x.shape)
-        y = np.empty_like(x)
-        loss = _core.softmax_ce_forward(x, t, y)
-        self.y, self.t = y, t
+        loss, self.y = _core.softmax_ce_forward(x, t)
+        self.t = t
         return loss
 
     def backward(self, dout=1):
         """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
-        if np.ndim(dout) != 0:
+        if type(dout) not in (int, float) and np.ndim(dout) != 0:
             raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
-        dx = np.empty_like(self.y)
-        _core.softmax_ce_backward(self.y, self.t, float(dout), dx)
-        return dx
+        return _core.softmax_ce_backward(self.y, self.t, float(dout))

@@ -69,8 +69,9 @@ def cross_entropy_error(y, t):
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
 
-    # one-hot labels -> indices of the correct class
-    if t.size == y.size:
+    # one-hot labels -> indices of the correct class (the book tests t.size == y.size, which
+    # mistakes index labels for one-hot when C = 1; the shapes tell them apart)
+    if t.shape == y.shape:
         t = t.argmax(axis=1)
 
     batch_size = y.shape[0]

@@ -179,8 +179,8 @@ class SoftmaxWithLoss:
     def forward(self, x, t):
         """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> scalar mean loss."""
         t = np.asarray(t)
-        # one-hot labels -> indices of the correct class
-        self.t = t.argmax(axis=1) if t.size == np.size(x) else t
+        # one-hot labels -> indices of the correct class (shapes, not sizes: see cross_entropy_error)
+        self.t = t.argmax(axis=1) if t.shape == np.shape(x) else t
         loss, self.y = softmax_cross_entropy(x, self.t)
         return loss
 
