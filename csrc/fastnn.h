@@ -11,14 +11,23 @@ void fastnn_set_num_threads(int n);
 #define FASTNN_DECLARE(T, S)                                                                         \
     void sigmoid_forward_##S(const T *x, T *y, ptrdiff_t n);                                         \
     void sigmoid_backward_##S(const T *dout, const T *out, T *dx, ptrdiff_t n);                     \
-    ptrdiff_t softmax_ce_forward_##S(const T *x, const int64_t *t, T *y, ptrdiff_t n, ptrdiff_t c,  \
-                                     double *loss);                                                  \
+    ptrdiff_t softmax_ce_forward_##S(const T *x, const T *bias, const int64_t *t, T *y, ptrdiff_t n, \
+                                     ptrdiff_t c, double *loss);                                     \
     ptrdiff_t softmax_ce_backward_##S(const T *y, const int64_t *t, double dout, T *dx, ptrdiff_t n, \
                                       ptrdiff_t c);                                                  \
     int bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                              \
-    void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);
+    void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
+    void bias_act_forward_##S(T *a, const T *b, ptrdiff_t n, ptrdiff_t h, int relu);                \
+    int act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db);
 
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)
+
+ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const double *W1,
+                                      const double *b1, const double *W2, const double *b2,
+                                      const double *a1, const double *z1, const double *s,
+                                      ptrdiff_t n, ptrdiff_t in, ptrdiff_t hid, ptrdiff_t out,
+                                      int relu, int f32, double h, double *gW1, double *gb1,
+                                      double *gW2, double *gb2);
 
 #endif

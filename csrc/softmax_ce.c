@@ -2,7 +2,8 @@
  * each row of logits, and the backward (y - onehot(t)) * dout / N in one pass.
  *
  * Contract (the Python face, src/fastnn/layers.py, checks shapes and dtypes): x, y and dx are
- * C-contiguous (n, c) with n, c >= 1; t holds n index labels. Every label is checked here before
+ * C-contiguous (n, c) with n, c >= 1; t holds n index labels; bias is NULL or c values added to
+ * every row of x first (the last Affine layer's bias, fused). Every label is checked here before
  * anything is written: a kernel returns -1 on success or the first row whose label is outside [0, c).
  *
  * Forward per row: m = max(x); y = exp(x - m) / sum(exp(x - m)) (x - m <= 0, so exp cannot
@@ -71,8 +72,8 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
 #define BLOCK 2048
 
 /* rows [lo, hi): fills y, returns the sum of the rows' losses */
-static FASTNN_CLONES double forward_rows(const real *x, const int64_t *t, real *y, ptrdiff_t lo,
-                                         ptrdiff_t hi, ptrdiff_t c)
+static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const int64_t *t, real *y,
+                                         ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c)
 {
     ptrdiff_t rows_per_block = c >= BLOCK ? 1 : BLOCK / c;
     double total = 0;
@@ -80,7 +81,13 @@ static FASTNN_CLONES double forward_rows(const real *x, const int64_t *t, real *
         ptrdiff_t e = b + rows_per_block < hi ? b + rows_per_block : hi;
         for (ptrdiff_t i = b; i < e; i++) {
             const real *xi = x + i * c;
-            real *yi = y + i * c, m = row_max(xi, c);
+            real *yi = y + i * c;
+            if (bias) { /* logits = x + bias, formed in y */
+                for (ptrdiff_t j = 0; j < c; j++)
+                    yi[j] = xi[j] + bias[j];
+                xi = yi;
+            }
+            real m = row_max(xi, c);
             for (ptrdiff_t j = 0; j < c; j++)
                 yi[j] = xi[j] - m;
         }
@@ -96,8 +103,8 @@ static FASTNN_CLONES double forward_rows(const real *x, const int64_t *t, real *
     return total;
 }
 
-ptrdiff_t FN(softmax_ce_forward)(const real *x, const int64_t *t, real *y, ptrdiff_t n, ptrdiff_t c,
-                                 double *loss)
+ptrdiff_t FN(softmax_ce_forward)(const real *x, const real *bias, const int64_t *t, real *y,
+                                 ptrdiff_t n, ptrdiff_t c, double *loss)
 {
     ptrdiff_t bad = first_bad_label(t, n, c);
     if (bad >= 0)
@@ -109,7 +116,7 @@ ptrdiff_t FN(softmax_ce_forward)(const real *x, const int64_t *t, real *y, ptrdi
     for (int b = 0; b < nt; b++) {
         ptrdiff_t lo = b * block, hi = lo + block < n ? lo + block : n;
         if (lo < hi)
-            total += forward_rows(x, t, y, lo, hi, c);
+            total += forward_rows(x, bias, t, y, lo, hi, c);
     }
     *loss = total / (double)n;
     return -1;

@@ -23,10 +23,10 @@ cdef extern from "fastnn.h" nogil:
     void sigmoid_forward_f32(const float *x, float *y, Py_ssize_t n)
     void sigmoid_backward_f64(const double *dout, const double *out, double *dx, Py_ssize_t n)
     void sigmoid_backward_f32(const float *dout, const float *out, float *dx, Py_ssize_t n)
-    Py_ssize_t softmax_ce_forward_f64(const double *x, const int64_t *t, double *y, Py_ssize_t n,
-                                      Py_ssize_t c, double *loss)
-    Py_ssize_t softmax_ce_forward_f32(const float *x, const int64_t *t, float *y, Py_ssize_t n,
-                                      Py_ssize_t c, double *loss)
+    Py_ssize_t softmax_ce_forward_f64(const double *x, const double *bias, const int64_t *t,
+                                      double *y, Py_ssize_t n, Py_ssize_t c, double *loss)
+    Py_ssize_t softmax_ce_forward_f32(const float *x, const float *bias, const int64_t *t,
+                                      float *y, Py_ssize_t n, Py_ssize_t c, double *loss)
     Py_ssize_t softmax_ce_backward_f64(const double *y, const int64_t *t, double dout, double *dx,
                                        Py_ssize_t n, Py_ssize_t c)
     Py_ssize_t softmax_ce_backward_f32(const float *y, const int64_t *t, double dout, float *dx,
@@ -35,6 +35,18 @@ cdef extern from "fastnn.h" nogil:
     int bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
     void sgd_update_f64(double *p, const double *g, double lr, Py_ssize_t n)
     void sgd_update_f32(float *p, const float *g, double lr, Py_ssize_t n)
+    void bias_act_forward_f64(double *a, const double *b, Py_ssize_t n, Py_ssize_t h, int relu)
+    void bias_act_forward_f32(float *a, const float *b, Py_ssize_t n, Py_ssize_t h, int relu)
+    int act_backward_bias_f64(double *dz, const double *z, Py_ssize_t n, Py_ssize_t h, int relu,
+                              double *db)
+    int act_backward_bias_f32(float *dz, const float *z, Py_ssize_t n, Py_ssize_t h, int relu,
+                              float *db)
+    Py_ssize_t twolayer_numerical_gradient_c "twolayer_numerical_gradient"(const double *x, const int64_t *t, const double *W1,
+                                           const double *b1, const double *W2, const double *b2,
+                                           const double *a1, const double *z1, const double *s,
+                                           Py_ssize_t n, Py_ssize_t inp, Py_ssize_t hid,
+                                           Py_ssize_t out, int relu, int f32, double h,
+                                           double *gW1, double *gb1, double *gW2, double *gb2)
 
 
 def set_num_threads(int n):
@@ -142,16 +154,21 @@ def sigmoid_backward(cnp.ndarray dout not None, cnp.ndarray out not None, cnp.nd
             sigmoid_backward_f32(<float *> pd, <float *> po, <float *> px, n)
 
 
-def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None):
-    """Fused softmax + cross-entropy: returns (mean loss, y = softmax(x)), y a new (N, C) array.
+def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None, cnp.ndarray bias=None):
+    """Fused softmax + cross-entropy: returns (mean loss, y = softmax(x + bias)), y a new (N, C)
+    array.
 
-    x: (N, C) float buffer; t: (N,) int64 index labels, each checked to lie in [0, C) before
-    anything is written.
+    x: (N, C) float buffer; bias: None or (C,) of x's dtype (the last Affine's bias, fused);
+    t: (N,) int64 index labels, each checked to lie in [0, C) before anything is written.
     """
     cdef int typenum = _float_array(x, "x")
     cdef Py_ssize_t n, c, bad
     n, c = _rows(x, "x")
     _labels(t, n)
+    cdef void *pb = NULL
+    if bias is not None:
+        _like(bias, "bias", typenum, c, False)
+        pb = cnp.PyArray_DATA(bias)
     cdef cnp.ndarray y = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(x), typenum, 0)
     cdef double loss = 0
     cdef void *px = cnp.PyArray_DATA(x)
@@ -159,9 +176,9 @@ def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None):
     cdef const int64_t *pt = <int64_t *> cnp.PyArray_DATA(t)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            bad = softmax_ce_forward_f64(<double *> px, pt, <double *> py, n, c, &loss)
+            bad = softmax_ce_forward_f64(<double *> px, <double *> pb, pt, <double *> py, n, c, &loss)
         else:
-            bad = softmax_ce_forward_f32(<float *> px, pt, <float *> py, n, c, &loss)
+            bad = softmax_ce_forward_f32(<float *> px, <float *> pb, pt, <float *> py, n, c, &loss)
     if bad >= 0:
         _label_error(t, bad, c)
     return loss, y
@@ -221,6 +238,88 @@ def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):
             sgd_update_f64(<double *> pp, <double *> pg, lr, n)
         else:
             sgd_update_f32(<float *> pp, <float *> pg, lr, n)
+
+
+# ---------------------------------------------------------------------------- two-layer network
+
+def bias_act_forward(cnp.ndarray a not None, cnp.ndarray b not None, bint relu):
+    """a (N, H) <- act(a + b) in place, act = relu or sigmoid; b (H,), a's dtype."""
+    cdef int typenum = _float_array(a, "a", True)
+    cdef Py_ssize_t n, h
+    n, h = _rows(a, "a")
+    _like(b, "b", typenum, h, False)
+    cdef void *pa = cnp.PyArray_DATA(a)
+    cdef void *pb = cnp.PyArray_DATA(b)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            bias_act_forward_f64(<double *> pa, <double *> pb, n, h, relu)
+        else:
+            bias_act_forward_f32(<float *> pa, <float *> pb, n, h, relu)
+
+
+def act_backward_bias(cnp.ndarray dz not None, cnp.ndarray z not None, bint relu,
+                      cnp.ndarray db not None):
+    """dz (N, H) <- dz * act'(z) in place (z = act(a), the forward's output); db (H,) <- the
+    column sums of the new dz (float64 accumulation). One dtype throughout."""
+    cdef int typenum = _float_array(dz, "dz", True)
+    cdef Py_ssize_t n, h
+    n, h = _rows(dz, "dz")
+    _like(z, "z", typenum, n * h, False)
+    _like(db, "db", typenum, h, True)
+    cdef void *pd = cnp.PyArray_DATA(dz)
+    cdef void *pz = cnp.PyArray_DATA(z)
+    cdef void *pb = cnp.PyArray_DATA(db)
+    cdef int status
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            status = act_backward_bias_f64(<double *> pd, <double *> pz, n, h, relu, <double *> pb)
+        else:
+            status = act_backward_bias_f32(<float *> pd, <float *> pz, n, h, relu, <float *> pb)
+    if status != 0:
+        raise MemoryError("act_backward_bias: no memory for the accumulator")
+
+
+def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
+                                cnp.ndarray W1 not None, cnp.ndarray b1 not None,
+                                cnp.ndarray W2 not None, cnp.ndarray b2 not None,
+                                cnp.ndarray a1 not None, cnp.ndarray z1 not None,
+                                cnp.ndarray s not None, bint relu, bint f32, double h):
+    """The model's numerical gradient (csrc/twolayer.c): returns new gW1, gb1, gW2, gb2.
+
+    float64 throughout: x (N, I), t (N,) int64, W1 (I, H), b1 (H,), W2 (H, O), b2 (O,), and the
+    unperturbed network a1 = x W1 + b1, z1 = act(a1) (N, H), s = z1 W2 + b2 (N, O). f32: the
+    parameters are float32, so a perturbed value is rounded to float32 as the book's loop stores it.
+    """
+    cdef Py_ssize_t n, inp, hid, out, bad
+    _float_array(x, "x")
+    n, inp = _rows(x, "x")
+    _labels(t, n)
+    _rows(W1, "W1")
+    hid, out = cnp.PyArray_DIM(W1, 1), cnp.PyArray_DIM(W2, 1) if cnp.PyArray_NDIM(W2) == 2 else 0
+    for arr, name, size in ((W1, "W1", inp * hid), (b1, "b1", hid), (W2, "W2", hid * out),
+                            (b2, "b2", out), (a1, "a1", n * hid), (z1, "z1", n * hid),
+                            (s, "s", n * out)):
+        _like(arr, name, cnp.NPY_DOUBLE, size, False)
+    if out == 0:
+        raise ValueError(f"W2: expected a non-empty (H, O) array, got shape {(<object> W2).shape}")
+    cdef cnp.ndarray gW1 = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(W1), cnp.NPY_DOUBLE, 0)
+    cdef cnp.ndarray gb1 = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(b1), cnp.NPY_DOUBLE, 0)
+    cdef cnp.ndarray gW2 = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(W2), cnp.NPY_DOUBLE, 0)
+    cdef cnp.ndarray gb2 = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(b2), cnp.NPY_DOUBLE, 0)
+    with nogil:
+        bad = twolayer_numerical_gradient_c(
+            <double *> cnp.PyArray_DATA(x), <int64_t *> cnp.PyArray_DATA(t),
+            <double *> cnp.PyArray_DATA(W1), <double *> cnp.PyArray_DATA(b1),
+            <double *> cnp.PyArray_DATA(W2), <double *> cnp.PyArray_DATA(b2),
+            <double *> cnp.PyArray_DATA(a1), <double *> cnp.PyArray_DATA(z1),
+            <double *> cnp.PyArray_DATA(s), n, inp, hid, out, relu, f32, h,
+            <double *> cnp.PyArray_DATA(gW1), <double *> cnp.PyArray_DATA(gb1),
+            <double *> cnp.PyArray_DATA(gW2), <double *> cnp.PyArray_DATA(gb2))
+    if bad == -2:
+        raise MemoryError("twolayer_numerical_gradient: out of memory")
+    if bad >= 0:
+        _label_error(t, bad, out)
+    return gW1, gb1, gW2, gb2
 
 
 # ---------------------------------------------------------------------------- numerical gradient

@@ -1,8 +1,200 @@
-"""The two-layer networks of the seeds (and the book).
+"""The two-layer networks of the seeds, on compiled kernels: the same classes and results as
+`fastnn.reference.models`.
 
-TwoLayerNet (volume 2: layer lists, forward/backward) and TwoLayerNetwork (volume 1: params dict,
-loss/gradient/numerical_gradient), built on the fast layers.
+- TwoLayerNet (volume 2, seed 000): params / grads lists [W1, b1, W2, b2], predict (scores),
+  forward(x, t) -> loss, backward(dout=1), accuracy.
+- TwoLayerNetwork (volume 1, seed 002): params dict, predict (probabilities), loss, accuracy,
+  gradient (backprop) and numerical_gradient -> dicts.
+
+One compiled core serves both. A training step is three matrix products forward and three backward
+in NumPy's BLAS, with the elementwise work fused around them (bias add + activation, bias add +
+softmax + cross-entropy, activation backward + bias gradient) and no gradient for the input x.
+Scratch buffers are reused between steps; they are never handed to the caller.
+`numerical_gradient` is compiled too (csrc/twolayer.c): it never calls back into Python.
 """
-from .reference.models import TwoLayerNet, TwoLayerNetwork, gradient_check  # noqa: F401
+import numpy as np
+
+from . import _core
+from ._checks import as_labels, check_step
+from .functions import bias_grad, sigmoid
+from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
 
 __all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check"]
+
+
+def _dot_into(a, b, out):
+    """out[...] = a @ b, written by BLAS straight into out when its layout allows."""
+    if out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
+        np.dot(a, b, out=out)
+    else:
+        out[...] = np.dot(a, b)
+
+
+class _CompiledTwoLayer(_TwoLayerModel):
+    """The compiled core shared by both models; a subclass provides _params_by_name()."""
+
+    def _init_core(self):
+        self._scratch = {}  # batch size -> (hidden activations, their gradient), never returned
+        self._last = None  # (x, z1, y, t) of the last training forward, for backward
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_scratch"], state["_last"] = {}, None
+        return state
+
+    @property
+    def _relu(self):
+        return self.activation == "relu"
+
+    def _inputs(self, x):
+        """x as an (N, I) array of the model's dtype (an N-D x is flattened per sample)."""
+        W1 = self._params_by_name()["W1"]
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        if x.ndim != 2 or x.shape[1] != W1.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"x has shape {x.shape}; the network takes (N, {W1.shape[0]}), N >= 1")
+        return x
+
+    def _hidden(self, x, out=None):
+        """act(x W1 + b1), (N, H), into out when given."""
+        p = self._params_by_name()
+        z = np.dot(x, p["W1"]) if out is None else out
+        if out is not None:
+            _dot_into(x, p["W1"], z)
+        _core.bias_act_forward(z, np.ascontiguousarray(p["b1"], dtype=self.dtype), self._relu)
+        return z
+
+    def _scores(self, x):
+        """z1 W2 + b2 for a new (N, O) array."""
+        p = self._params_by_name()
+        s = np.dot(self._hidden(x), p["W2"])
+        s += p["b2"]
+        return s
+
+    def _train_forward(self, x, t):
+        """Loss of the batch; keeps what backward needs."""
+        x = self._inputs(x)
+        p = self._params_by_name()
+        n = x.shape[0]
+        if n not in self._scratch:
+            hid = p["W1"].shape[1]
+            self._scratch = {n: (np.empty((n, hid), self.dtype), np.empty((n, hid), self.dtype))}
+        z1, _ = self._scratch[n]
+        self._hidden(x, out=z1)
+        s = np.dot(z1, p["W2"])
+        t = as_labels(t, s.shape)
+        loss, y = _core.softmax_ce_forward(s, t, np.ascontiguousarray(p["b2"], dtype=self.dtype))
+        self._last = (x, z1, y, t)
+        return loss
+
+    def _train_backward(self, dout, grads):
+        """Backprop of the last _train_forward into grads = (gW1, gb1, gW2, gb2), in place."""
+        if self._last is None:
+            raise RuntimeError("backward called before forward")
+        if type(dout) not in (int, float) and np.ndim(dout) != 0:
+            raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
+        x, z1, y, t = self._last
+        gW1, gb1, gW2, gb2 = grads
+        W2 = self._params_by_name()["W2"]
+        dy = _core.softmax_ce_backward(y, t, float(dout))
+        _dot_into(z1.T, dy, gW2)
+        gb2[...] = bias_grad(dy)
+        dz1 = self._scratch[x.shape[0]][1]
+        _dot_into(dy, W2.T, dz1)
+        db1 = np.empty(dz1.shape[1], dtype=self.dtype)
+        _core.act_backward_bias(dz1, z1, self._relu, db1)
+        gb1[...] = db1
+        _dot_into(x.T, dz1, gW1)
+
+    def gradient(self, x, t):
+        """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
+        self._train_forward(x, t)
+        grads = {name: np.empty_like(param, dtype=self.dtype)
+                 for name, param in self._params_by_name().items()}
+        self._train_backward(1, [grads[name] for name in PARAM_NAMES])
+        return grads
+
+    def numerical_gradient(self, x, t, h=1e-4):
+        """Central-difference gradients of the loss, (loss(p + h) - loss(p - h)) / 2h for every
+        parameter p: a dict W1, b1, W2, b2 in the model's dtype.
+
+        Returns what the book's element-by-element loop returns, computed in float64 by a kernel
+        that recomputes only what a perturbation moves (csrc/twolayer.c); nothing is perturbed in
+        place.
+        """
+        h = check_step(h)
+        x = np.ascontiguousarray(self._inputs(x), dtype=np.float64)
+        p = {name: np.ascontiguousarray(v, dtype=np.float64)
+             for name, v in self._params_by_name().items()}
+        a1 = np.dot(x, p["W1"])
+        a1 += p["b1"]
+        z1 = np.maximum(a1, 0) if self._relu else sigmoid(a1)
+        s = np.dot(z1, p["W2"])
+        s += p["b2"]
+        t = as_labels(t, s.shape)
+        grads = _core.twolayer_numerical_gradient(x, t, p["W1"], p["b1"], p["W2"], p["b2"], a1,
+                                                  z1, s, self._relu, self.dtype == np.float32, h)
+        if not np.isfinite(_core.softmax_ce_forward(s, t)[0]):
+            # the book's loop sees a NaN loss on both sides of every difference
+            grads = [np.full_like(g, np.nan) for g in grads]
+        return {name: g.astype(self.dtype, copy=False) for name, g in zip(PARAM_NAMES, grads)}
+
+
+class TwoLayerNet(_CompiledTwoLayer):
+    """Volume 2's two-layer net (seed 000): Affine, Sigmoid (or Relu), Affine and SoftmaxWithLoss.
+
+    params and grads are lists [W1, b1, W2, b2]; backward overwrites grads in place. backward
+    returns None: nothing below the first layer needs the input's gradient, so it is not computed.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
+                 activation="sigmoid", dtype=np.float64, seed=None):
+        self.params = self._setup(input_size, hidden_size, output_size, weight_init_std,
+                                  activation, dtype, seed)
+        self.grads = [np.zeros_like(p) for p in self.params]
+        self._init_core()
+
+    def _params_by_name(self):
+        return dict(zip(PARAM_NAMES, self.params))
+
+    def predict(self, x):
+        """x: (N, I) -> scores (N, O) (before softmax)."""
+        return self._scores(self._inputs(x))
+
+    def forward(self, x, t):
+        """x: (N, I), t: index labels (N,) or one-hot (N, O) -> mean loss."""
+        return self._train_forward(x, t)
+
+    def backward(self, dout=1):
+        """Backprop from the last forward; fills grads in place."""
+        self._train_backward(dout, self.grads)
+
+
+class TwoLayerNetwork(_CompiledTwoLayer):
+    """Volume 1's two-layer net (seed 002, corrected): params is a dict W1, b1, W2, b2."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
+                 activation="sigmoid", dtype=np.float64, seed=None):
+        W1, b1, W2, b2 = self._setup(input_size, hidden_size, output_size, weight_init_std,
+                                     activation, dtype, seed)
+        self.params = {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
+        self._init_core()
+
+    def _params_by_name(self):
+        return self.params
+
+    def predict(self, x):
+        """x: (N, I) -> probabilities (N, O)."""
+        s = self._scores(self._inputs(x))
+        s -= s.max(axis=1, keepdims=True)
+        np.exp(s, out=s)
+        s /= s.sum(axis=1, keepdims=True)
+        return s
+
+    def loss(self, x, t):
+        """x: (N, I), t: labels -> mean cross-entropy loss."""
+        s = self._scores(self._inputs(x))
+        return _core.softmax_ce_forward(s, as_labels(t, s.shape))[0]
