@@ -151,25 +151,44 @@ static void pack_rows(const struct net *net, const int64_t *rows, const double *
     }
 }
 
-/* Score k of every packed row moved by dz * w (dz: dzp, resp. dzm): adds exp(s' - max) to the
- * row sums sp, sm and keeps it in tp, tm where k is the label. A function of its own, with restrict
- * arguments, so that GCC vectorises it. */
-static FASTNN_CLONES void add_score(ptrdiff_t r, int64_t k, double w, const double *restrict E,
-                                    const int64_t *restrict t, const double *restrict dzp,
-                                    const double *restrict dzm, double *restrict sp,
-                                    double *restrict sm, double *restrict tp, double *restrict tm)
+/* exp(u) for |u| <= 1e-3: Taylor to u^5, whose remainder u^6 / 720 < 2e-21 is far below an ulp.
+ * A perturbation of h = 1e-4 moves a score by a few 1e-5 at most for the usual weights, so this
+ * replaces nearly every exp of the numerical gradient. */
+static inline double exp_small(double u)
 {
+    return 1 + u * (1 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120)))));
+}
+
+/* Score k of every packed row moved by dz * w (dz: dzp, resp. dzm): adds exp(s' - max) to the
+ * row sums sp, sm and keeps it in tp, tm where k is the label. small: every |dz * w| <= 1e-3.
+ * A function of its own, with restrict arguments, so that GCC vectorises it. */
+static FASTNN_CLONES void add_score(ptrdiff_t r, int64_t k, double w, int small,
+                                    const double *restrict E, const int64_t *restrict t,
+                                    const double *restrict dzp, const double *restrict dzm,
+                                    double *restrict sp, double *restrict sm, double *restrict tp,
+                                    double *restrict tm)
+{
+    double *restrict ep = tm + r, *restrict em = ep + r; /* two more lanes of scratch */
+    if (small) /* two loops, not one with a select: a select would evaluate both exps */
+        for (ptrdiff_t l = 0; l < r; l++) {
+            ep[l] = E[l] * exp_small(dzp[l] * w);
+            em[l] = E[l] * exp_small(dzm[l] * w);
+        }
+    else
+        for (ptrdiff_t l = 0; l < r; l++) {
+            ep[l] = E[l] * vexp(dzp[l] * w);
+            em[l] = E[l] * vexp(dzm[l] * w);
+        }
     for (ptrdiff_t l = 0; l < r; l++) {
-        double ep = E[l] * vexp(dzp[l] * w), em = E[l] * vexp(dzm[l] * w);
-        sp[l] += ep;
-        sm[l] += em;
-        tp[l] = t[l] == k ? ep : tp[l];
-        tm[l] = t[l] == k ? em : tm[l];
+        sp[l] += ep[l];
+        sm[l] += em[l];
+        tp[l] = t[l] == k ? ep[l] : tp[l];
+        tm[l] = t[l] == k ? em[l] : tm[l];
     }
 }
 
 /* Moving hidden unit j's pre-activation by xv[l] * dp (resp. dm) in the packed rows:
- * returns sum_l L(+) - L(-). scratch holds 6 r doubles. */
+ * returns sum_l L(+) - L(-). scratch holds 8 r doubles. */
 static FASTNN_CLONES double hidden_unit_delta(const struct net *net, const struct packed *pk,
                                               ptrdiff_t j, double dp, double dm, const double *W2,
                                               double *scratch)
@@ -189,10 +208,16 @@ static FASTNN_CLONES double hidden_unit_delta(const struct net *net, const struc
             dzp[l] = sigmoid(a1[l] + xv[l] * dp) - z1[l];
             dzm[l] = sigmoid(a1[l] + xv[l] * dm) - z1[l];
         }
-    for (ptrdiff_t l = 0; l < r; l++)
+    double dzmax = 0;
+    for (ptrdiff_t l = 0; l < r; l++) {
         sp[l] = sm[l] = tp[l] = tm[l] = 0;
-    for (int64_t k = 0, out = net->out; k < out; k++)
-        add_score(r, k, W2[j * out + k], pk->E + k * r, pk->t, dzp, dzm, sp, sm, tp, tm);
+        double a = fabs(dzp[l]) > fabs(dzm[l]) ? fabs(dzp[l]) : fabs(dzm[l]);
+        dzmax = a > dzmax ? a : dzmax;
+    }
+    for (int64_t k = 0, out = net->out; k < out; k++) {
+        double w = W2[j * out + k];
+        add_score(r, k, w, dzmax * fabs(w) <= 1e-3, pk->E + k * r, pk->t, dzp, dzm, sp, sm, tp, tm);
+    }
     for (ptrdiff_t l = 0; l < r; l++) /* q, into dzp */
         dzp[l] = (tm[l] / sm[l] + 1e-7) / (tp[l] / sp[l] + 1e-7);
     return log_product(dzp, r);
@@ -247,7 +272,7 @@ static void input_gradient(const struct net *net, ptrdiff_t i, const ptrdiff_t *
 /* doubles of scratch per thread: the packed rows and the lane arrays */
 static size_t scratch_size(ptrdiff_t n, ptrdiff_t hid, ptrdiff_t out)
 {
-    return (size_t)(n * (2 + out + 2 * hid) + 6 * n);
+    return (size_t)(n * (2 + out + 2 * hid) + 8 * n);
 }
 
 /* Returns -1 on success, the first row with a bad label, or -2 without memory. */
