@@ -139,15 +139,8 @@ def test_parameter_that_is_its_own_gradient(dtype):
     assert_same_bits(fast, ref)
 
 
-LR_XFAIL = pytest.mark.xfail(
-    strict=True, reason="SGD's kernel rounds lr to float32 and works in float32, but NumPy 2 "
-    "(NEP 50) promotes np.float64(lr) * float32 g to float64, so the reference subtracts in "
-    "float64 and rounds once: an ulp apart in several percent of the elements")
-
-
 @pytest.mark.parametrize("dtype, lr", [
-    pytest.param(dtype, lr, id=f"{np.dtype(dtype).name}-{lr_id}",
-                 marks=[LR_XFAIL] if (dtype, lr_id) == (np.float32, "np_float64") else [])
+    pytest.param(dtype, lr, id=f"{np.dtype(dtype).name}-{lr_id}")
     for dtype in (np.float64, np.float32)
     for lr_id, lr in [("float", 0.1), ("int", 1), ("np_float32", np.float32(0.1)),
                       ("np_float64", np.float64(0.1))]
@@ -249,15 +242,9 @@ def test_read_only_parameter_raises_like_reference():
     assert_array_equal(p, np.ones(4))
 
 
-OVERLAP_XFAIL = pytest.mark.xfail(
-    strict=True, reason="SGD hands overlapping p and g (both C-contiguous views of one buffer) to "
-    "the kernel, which declares them restrict: with g behind p it reads g[i + k] after writing "
-    "p[i] (the same memory); the reference's lr * g is a temporary, read before any write")
-
-
 @pytest.mark.parametrize("offset", [
-    pytest.param(1, id="g_1_behind_p", marks=OVERLAP_XFAIL),
-    pytest.param(16, id="g_16_behind_p", marks=OVERLAP_XFAIL),
+    pytest.param(1, id="g_1_behind_p"),
+    pytest.param(16, id="g_16_behind_p"),
     pytest.param(-1, id="g_1_ahead_of_p"),
 ])
 def test_overlapping_parameter_and_gradient(offset):

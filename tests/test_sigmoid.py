@@ -325,11 +325,6 @@ def test_layer_backward_is_the_numerical_gradient(x, seed):
     assert_allclose(dx, numerical, rtol=1e-6, atol=1e-9 + 1e-11 * np.sum(np.abs(dout)))
 
 
-# Divergences from the reference layer found while writing these tests (see the reasons).
-@pytest.mark.xfail(strict=True, reason="fastnn.layers.Sigmoid.backward casts dout to out's dtype "
-                   "and requires dout's exact shape; the reference evaluates dout * (1 - out) * "
-                   "out with NumPy's broadcasting and promotion (float64 dout on a float32 layer "
-                   "gives float64; a scalar dout such as backward(1) works)")
 @pytest.mark.parametrize("dout", [pytest.param(np.float64(1.0), id="scalar"),
                                   pytest.param("float64_on_float32", id="float64_dout")])
 def test_layer_backward_promotes_and_broadcasts_like_reference(dout):

@@ -516,16 +516,9 @@ def test_out_of_range_label_in_backward_raises_naming_it(value):
         layer.backward(1)
 
 
-REPLACED_LABELS_XFAIL = pytest.mark.xfail(
-    strict=True, reason="SoftmaxWithLoss.backward hands self.t straight to the kernel, which takes "
-    "only C-contiguous int64: labels replaced after forward by an array of another integer dtype "
-    "are rejected with 'labels: expected contiguous int64' instead of being used as the reference "
-    "uses them, or range-checked with the bad label named")
-
-
 @pytest.mark.parametrize("case", [
-    pytest.param("valid_int32", marks=REPLACED_LABELS_XFAIL),
-    pytest.param("out_of_range_int32", marks=REPLACED_LABELS_XFAIL),
+    pytest.param("valid_int32"),
+    pytest.param("out_of_range_int32"),
     pytest.param("float"),
 ])
 def test_replaced_labels_in_backward_are_checked_like_forward(case):

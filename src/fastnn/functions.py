@@ -8,6 +8,7 @@ import numpy as np
 from . import _core
 from ._checks import as_float, as_labels, as_logits, check_step
 from .reference.functions import cross_entropy_error, numerical_diff, relu, softmax
+from .reference.functions import numerical_gradient as reference_numerical_gradient
 
 __all__ = ["sigmoid", "sigmoid_grad", "relu", "softmax", "cross_entropy_error",
            "softmax_cross_entropy", "bias_grad", "numerical_diff", "numerical_gradient",
@@ -32,13 +33,16 @@ def sigmoid_grad(x):
 
 
 def sigmoid_backward(dout, out):
-    """dout * (1 - out) * out: the Sigmoid layer's backward; dout and out of one shape and dtype."""
+    """dout * (1 - out) * out: the Sigmoid layer's backward.
+
+    One compiled pass when dout and out have one shape and dtype; otherwise NumPy's broadcasting
+    and type promotion, as in the reference (a scalar dout, a float64 dout on float32 out).
+    """
     out = as_float(out, "out")
+    dout = np.asarray(dout)
+    if dout.shape != out.shape or dout.dtype != out.dtype:
+        return dout * (1.0 - out) * out
     dout = as_float(dout, "dout")
-    if dout.shape != out.shape:
-        raise ValueError(f"shape mismatch: dout.shape={dout.shape}, out.shape={out.shape}")
-    if dout.dtype != out.dtype:
-        dout = dout.astype(out.dtype)
     dx = np.empty_like(out)
     _core.sigmoid_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
     return dx
@@ -63,8 +67,9 @@ def bias_grad(dout):
     dout = as_float(dout, "dout")
     if dout.ndim == 0:
         raise ValueError("dout must have at least one axis, got a 0-d array")
-    db = np.empty(dout.shape[-1], dtype=dout.dtype)
-    _core.bias_grad(dout.reshape(-1, dout.shape[-1]), db)
+    d = dout.shape[-1]
+    db = np.empty(d, dtype=dout.dtype)
+    _core.bias_grad(dout.reshape(dout.size // d if d else 0, d), db)
     return db
 
 
@@ -79,11 +84,13 @@ def numerical_gradient(f, x, h=1e-4):
     h = check_step(h)
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a NumPy array (it is perturbed in place), got {type(x).__name__}")
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"numerical_gradient needs a float32 or float64 array, x has dtype {x.dtype}: "
                         "an integer array cannot hold x + h (the book's version returns garbage)")
     if not x.flags.writeable:
         raise ValueError("x must be writable: numerical_gradient perturbs it in place")
+    if not x.dtype.isnative:  # byte-swapped: the reference's loop, which NumPy translates
+        return reference_numerical_gradient(f, x, h)
     grad = np.empty(x.shape, dtype=x.dtype)
     _core.numerical_gradient(f, x, h, grad.reshape(-1))
     return grad

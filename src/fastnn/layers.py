@@ -92,4 +92,4 @@ class SoftmaxWithLoss:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
         if type(dout) not in (int, float) and np.ndim(dout) != 0:
             raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
-        return _core.softmax_ce_backward(self.y, self.t, float(dout))
+        return _core.softmax_ce_backward(self.y, as_labels(self.t, self.y.shape), float(dout))

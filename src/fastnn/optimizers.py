@@ -11,13 +11,16 @@ from .reference.optimizers import AdaGrad, Adam, Momentum, Nesterov, RMSprop, _k
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
 
-def _kernel_ready(p, g):
-    """True when p and g can go to a compiled in-place update: same float dtype and shape,
-    contiguous, aligned, p writable."""
+def _kernel_ready(p, g, lr):
+    """True when the compiled update gives NumPy's `p -= lr * g` bit for bit: p and g of one float
+    dtype and shape, contiguous, aligned, p writable, not overlapping (the kernel reads g after
+    writing p), and lr a Python number (a NumPy float64 lr makes NumPy compute float32 p in
+    float64)."""
     return (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)
             and p.dtype == g.dtype and p.dtype in (np.float32, np.float64) and p.shape == g.shape
+            and (type(lr) in (int, float) or p.dtype == np.float64)
             and p.flags.c_contiguous and g.flags.c_contiguous and p.flags.aligned
-            and g.flags.aligned and p.flags.writeable)
+            and g.flags.aligned and p.flags.writeable and not np.may_share_memory(p, g))
 
 
 class SGD:
@@ -29,7 +32,7 @@ class SGD:
     def update(self, params, grads):
         for key in _keys(params):
             p, g = params[key], grads[key]
-            if _kernel_ready(p, g):
+            if _kernel_ready(p, g, self.lr):
                 _core.sgd_update(p.reshape(-1), g.reshape(-1), self.lr)
             else:
                 p -= self.lr * g
