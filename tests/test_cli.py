@@ -1,0 +1,301 @@
+"""The command line, driven as a user drives it: `python -m fastnn ...` in a subprocess.
+
+Exit codes, the summary lines, the files written (--plot, --save), and one-line errors with exit
+code 2 for bad arguments. Runs are kept short (a few hundred steps) except one default run, which
+checks the acceptance figure: at least 95% test accuracy on the digits.
+"""
+import gzip
+import re
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SUMMARY = re.compile(r"^\[(fastnn|reference)\] test accuracy ([\d.]+)% \(train ([\d.]+)%\)", re.M)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def fastnn(*args, tmp_path, prelude=None, timeout=120):
+    """Run `python -m fastnn *args` (or, with prelude, that code and then cli.main(args))."""
+    if prelude is None:
+        command = [sys.executable, "-m", "fastnn", *map(str, args)]
+    else:
+        code = f"{prelude}\nimport sys\nfrom fastnn.cli import main\nsys.exit(main(sys.argv[1:]))"
+        command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=timeout)
+
+
+def accuracies(stdout):
+    """{'fastnn' or 'reference': (test %, train %)} from the summary lines."""
+    return {m[1]: (float(m[2]), float(m[3])) for m in SUMMARY.finditer(stdout)}
+
+
+def assert_ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert accuracies(result.stdout), result.stdout
+
+
+def assert_usage_error(result, *words):
+    """Exit code 2, nothing on stdout, exactly one line on stderr naming the problem."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "error" in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def write_idx_mnist(directory, n_train=60, n_test=20, gz_train=True, gz_test=False):
+    """The four MNIST IDX files with n images each (28x28, a bright band at row 2*label)."""
+    rng = np.random.default_rng(0)
+
+    def write(prefix, n, gz):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 2 * label:2 * label + 3] = 255
+        opener, suffix = (gzip.open, ".gz") if gz else (open, "")
+        with opener(directory / f"{prefix}-images-idx3-ubyte{suffix}", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with opener(directory / f"{prefix}-labels-idx1-ubyte{suffix}", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+
+    write("train", n_train, gz_train)
+    write("t10k", n_test, gz_test)
+    return directory
+
+
+# --------------------------------------------------------------------------- train
+
+def test_default_run_reaches_95_percent(tmp_path):
+    """The acceptance run: digits, sigmoid, hidden 50, batch 100, lr 0.1, SGD."""
+    result = fastnn("train", "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    test_acc, _ = accuracies(result.stdout)["fastnn"]
+    assert test_acc >= 95.0, result.stdout
+    assert "TwoLayerNet 64-50-10, sigmoid, float64" in result.stdout
+    assert "SGD lr 0.1, batch 100" in result.stdout
+    assert re.search(r"wall time [\d.]+ s: 20000 steps in [\d.]+ s = [\d,]+ steps/s", result.stdout)
+    assert re.search(r"\] epoch +\d+/\d+ +step +\d+ +loss [\d.]+ +train acc [\d.]+ +test acc",
+                     result.stdout)
+
+
+@pytest.mark.parametrize("optimizer, activation, dtype", [
+    ("sgd", "relu", "float32"),
+    ("momentum", "sigmoid", "float32"),
+    ("nesterov", "relu", "float64"),
+    ("adagrad", "sigmoid", "float64"),
+    ("rmsprop", "relu", "float64"),
+    ("adam", "sigmoid", "float32"),
+])
+def test_each_optimizer_activation_dtype_trains(tmp_path, optimizer, activation, dtype):
+    result = fastnn("train", "--iters", 500, "--optimizer", optimizer, "--activation", activation,
+                    "--dtype", dtype, "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert f"{activation}, {dtype}" in result.stdout
+    test_acc, _ = accuracies(result.stdout)["fastnn"]
+    assert test_acc > 60.0  # 500 steps: far above chance (10%) for every rule here
+
+
+def test_progress_bar_shows_loss(tmp_path):
+    pytest.importorskip("tqdm")
+    result = fastnn("train", "--iters", 200, tmp_path=tmp_path)
+    assert_ok(result)
+    assert re.search(r"fastnn: +100%.*200/200.*loss [\d.]+", result.stderr), result.stderr
+
+
+def test_runs_without_tqdm(tmp_path):
+    result = fastnn("train", "--iters", 100, tmp_path=tmp_path,
+                    prelude="import sys; sys.modules['tqdm'] = None")
+    assert_ok(result)
+
+
+def test_epochs_count_steps_of_the_training_set(tmp_path):
+    result = fastnn("train", "--epochs", 2, "--batch-size", 500, "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert "6 steps = 2 epochs of 3 steps" in result.stdout  # ceil(1437 / 500) = 3
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    result = fastnn("train", "--iters", 100, "--no-progress", "--plot", "curves.png",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    png = tmp_path / "curves.png"
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_plot_without_matplotlib_is_a_one_line_error(tmp_path):
+    result = fastnn("train", "--plot", "curves.png", tmp_path=tmp_path,
+                    prelude="import sys; sys.modules['matplotlib'] = None")
+    assert_usage_error(result, "matplotlib")
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_save_then_load_reproduces_the_accuracy(tmp_path):
+    trained = fastnn("train", "--iters", 300, "--no-progress", "--save", "model.npz",
+                     tmp_path=tmp_path)
+    assert_ok(trained)
+    assert (tmp_path / "model.npz").is_file()
+
+    loaded = fastnn("train", "--load", "model.npz", tmp_path=tmp_path)
+    assert_ok(loaded)
+    assert "evaluation only" in loaded.stdout
+    assert accuracies(loaded.stdout) == accuracies(trained.stdout)
+
+    # the reference reads the same file and computes the same accuracies
+    loaded_ref = fastnn("train", "--load", "model.npz", "--reference", tmp_path=tmp_path)
+    assert_ok(loaded_ref)
+    assert accuracies(loaded_ref.stdout)["reference"] == accuracies(trained.stdout)["fastnn"]
+
+    more = fastnn("train", "--load", "model.npz", "--iters", 300, "--no-progress",
+                  tmp_path=tmp_path)
+    assert_ok(more)
+    assert "300 steps" in more.stdout
+
+
+def test_load_checks_what_it_loads(tmp_path):
+    assert_ok(fastnn("train", "--iters", 10, "--hidden", 20, "--no-progress", "--save", "m.npz",
+                     tmp_path=tmp_path))
+    assert_usage_error(fastnn("train", "--load", "m.npz", "--hidden", 30, tmp_path=tmp_path),
+                       "--hidden 30")
+    assert_usage_error(fastnn("train", "--load", "m.npz", "--data", "spiral",
+                              tmp_path=tmp_path), "64-20-10")
+    assert_usage_error(fastnn("train", "--load", "missing.npz", tmp_path=tmp_path),
+                       "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    assert_usage_error(fastnn("train", "--load", "junk.npz", tmp_path=tmp_path), "junk.npz")
+
+
+def test_reference_runs_the_pure_half(tmp_path):
+    result = fastnn("train", "--reference", "--iters", 200, "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert set(accuracies(result.stdout)) == {"reference"}
+
+
+def test_compare_runs_both_from_the_same_start(tmp_path):
+    result = fastnn("train", "--compare", "--iters", 300, "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+    match = re.search(r"speed-up: +([\d.]+)x .*largest parameter difference after training "
+                      r"([\d.e+-]+)", result.stdout)
+    assert match, result.stdout
+    assert float(match[1]) > 0
+    assert float(match[2]) < 1e-8
+
+
+def test_numerical_gradient_training(tmp_path):
+    """Volume 1's loop with numerical gradients, both halves, on the small spiral net."""
+    result = fastnn("train", "--grad", "numerical", "--compare", "--data", "spiral",
+                    "--iters", 6, "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "TwoLayerNetwork 2-50-3" in result.stdout
+    assert "very slow" in result.stderr  # the warning about the reference
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+
+
+def test_spiral(tmp_path):
+    result = fastnn("train", "--data", "spiral", "--hidden", 10, "--lr", 1, "--batch-size", 30,
+                    "--epochs", 300, "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "spiral (240 train / 60 test, 2 features, 3 classes)" in result.stdout
+    test_acc, _ = accuracies(result.stdout)["fastnn"]
+    assert test_acc > 80.0  # volume 2's settings learn the spiral
+
+
+def test_mnist_directory(tmp_path):
+    directory = write_idx_mnist(tmp_path)
+    result = fastnn("train", "--data", f"mnist:{directory}", "--iters", 20, "--batch-size", 20,
+                    "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "(60 train / 20 test, 784 features, 10 classes)" in result.stdout
+    assert "TwoLayerNet 784-50-10" in result.stdout
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+@pytest.mark.parametrize("args, words", [
+    (["--optimizer", "sgdd"], ["--optimizer", "sgdd"]),
+    (["--lr", "-0.1"], ["--lr", "-0.1"]),
+    (["--lr", "0"], ["--lr"]),
+    (["--lr", "nan"], ["--lr"]),
+    (["--hidden", "0"], ["--hidden"]),
+    (["--batch-size", "ten"], ["--batch-size"]),
+    (["--iters", "-5"], ["--iters"]),
+    (["--activation", "tanh"], ["--activation"]),
+    (["--dtype", "float16"], ["--dtype"]),
+    (["--data", "mnist:no-such-dir"], ["MNIST directory not found", "no-such-dir"]),
+    (["--data", "mnist:"], ["mnist:"]),
+    (["--data", "cifar"], ["cifar"]),
+    (["--reference", "--compare"], ["--compare"]),
+    (["--iters", "5", "--epochs", "5"], ["--epochs"]),
+    (["--plot", "no-such-dir/x.png"], ["no-such-dir"]),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
+    result = fastnn("train", *args, tmp_path=tmp_path)
+    assert_usage_error(result, *words)
+    assert result.stdout == ""
+
+
+def test_mnist_directory_without_the_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = fastnn("train", "--data", f"mnist:{tmp_path / 'empty'}", tmp_path=tmp_path)
+    assert_usage_error(result, "train-images-idx3-ubyte")
+
+
+def test_no_command_and_help(tmp_path):
+    assert_usage_error(fastnn(tmp_path=tmp_path), "COMMAND")
+    assert_usage_error(fastnn("fly", tmp_path=tmp_path), "fly")
+    for command in ("train", "bench", "gradcheck"):
+        result = fastnn(command, "--help", tmp_path=tmp_path)
+        assert result.returncode == 0 and "usage: fastnn " + command in result.stdout
+
+
+# --------------------------------------------------------------------------- bench, gradcheck
+
+def test_bench_quick(tmp_path):
+    result = fastnn("bench", "--quick", "--no-torch", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("workload") and "reference" in line for line in lines)
+    assert any(line.startswith("softmax-CE") and re.search(r"\d+\.\dx", line) for line in lines)
+
+
+def test_bench_bad_threads(tmp_path):
+    assert_usage_error(fastnn("bench", "--threads", "0", tmp_path=tmp_path), "--threads")
+
+
+@pytest.mark.parametrize("args", [[], ["--activation", "relu", "--batch-size", "5"]])
+def test_gradcheck_table(tmp_path, args):
+    result = fastnn("gradcheck", *args, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^(W1|b1|W2|b2) +\([\d, ]+\) +([\d.e+-]+) +([\d.e+-]+)$", result.stdout,
+                      re.M)
+    assert [name for name, _, _ in rows] == ["W1", "b1", "W2", "b2"]
+    for _, mean, biggest in rows:
+        assert 0 <= float(mean) <= float(biggest) < 1e-5
+    assert re.search(r"^  fastnn +[\d.]+ s", result.stdout, re.M)
+    assert re.search(r"^  reference +[\d.]+ s", result.stdout, re.M)
+    agree = re.search(r"numerical gradient difference: ([\d.e+-]+)", result.stdout)
+    assert float(agree[1]) < 1e-8
+
+
+def test_gradcheck_on_mnist_files(tmp_path):
+    directory = write_idx_mnist(tmp_path, n_train=5, n_test=2)
+    result = fastnn("gradcheck", "--data", f"mnist:{directory}", "--hidden", 5,
+                    tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "TwoLayerNetwork 784-5-10" in result.stdout
+    assert_usage_error(fastnn("gradcheck", "--batch-size", 6, "--data", f"mnist:{directory}",
+                              tmp_path=tmp_path), "--batch-size 6")
