@@ -9,6 +9,7 @@
 One compiled core serves both. A training step is three matrix products forward and three backward
 in NumPy's BLAS, with the elementwise work fused around them (bias add + activation, bias add +
 softmax + cross-entropy, activation backward + bias gradient) and no gradient for the input x.
+When x is mostly zeros (MNIST: ~80%), the two products with x skip them (csrc/twolayer.c).
 Scratch buffers are reused between steps; they are never handed to the caller.
 `numerical_gradient` is compiled too (csrc/twolayer.c): it never calls back into Python.
 """
@@ -20,6 +21,10 @@ from .functions import bias_grad, sigmoid
 from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
 
 __all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check"]
+
+# x W1 and x^T dz skip zeros when at most this share of x is nonzero: below it the sparse kernels
+# beat NumPy's BLAS for a 784-50 first layer (measured: bench/, `fastnn bench`)
+SPARSE_MAX_DENSITY = 0.3
 
 
 def _dot_into(a, b, out):
@@ -35,12 +40,17 @@ class _CompiledTwoLayer(_TwoLayerModel):
 
     def _init_core(self):
         self._scratch = {}  # batch size -> (hidden activations, their gradient), never returned
-        self._last = None  # (x, z1, y, t) of the last training forward, for backward
+        self._sparse = _core.SparseX()  # the nonzeros of the last training batch
+        self._last = None  # (x, sparse x or None, z1, y, t) of the last training forward
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_scratch"], state["_last"] = {}, None
+        state["_scratch"], state["_sparse"], state["_last"] = {}, None, None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._sparse = _core.SparseX()
 
     @property
     def _relu(self):
@@ -58,12 +68,10 @@ class _CompiledTwoLayer(_TwoLayerModel):
             raise ValueError(f"x has shape {x.shape}; the network takes (N, {W1.shape[0]}), N >= 1")
         return x
 
-    def _hidden(self, x, out=None):
-        """act(x W1 + b1), (N, H), into out when given."""
+    def _hidden(self, x):
+        """act(x W1 + b1), a new (N, H) array."""
         p = self._params_by_name()
-        z = np.dot(x, p["W1"]) if out is None else out
-        if out is not None:
-            _dot_into(x, p["W1"], z)
+        z = np.dot(x, p["W1"])
         _core.bias_act_forward(z, np.ascontiguousarray(p["b1"], dtype=self.dtype), self._relu)
         return z
 
@@ -74,6 +82,17 @@ class _CompiledTwoLayer(_TwoLayerModel):
         s += p["b2"]
         return s
 
+    def _sparse_x(self, x, W1):
+        """The filled SparseX of x when x is sparse enough (and x, W1 fit the kernels), else None."""
+        if not (_core.is_float_buffer(x, 2) and _core.is_float_buffer(W1, 2) and x.dtype == W1.dtype):
+            return None
+        sample = x.reshape(-1)[::61]  # a cheap look first: dense data skips the indexing
+        if np.count_nonzero(sample) > SPARSE_MAX_DENSITY * sample.size:
+            return None
+        if self._sparse.fill(x) > SPARSE_MAX_DENSITY * x.size:
+            return None
+        return self._sparse
+
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
         x = self._inputs(x)
@@ -83,11 +102,16 @@ class _CompiledTwoLayer(_TwoLayerModel):
             hid = p["W1"].shape[1]
             self._scratch = {n: (np.empty((n, hid), self.dtype), np.empty((n, hid), self.dtype))}
         z1, _ = self._scratch[n]
-        self._hidden(x, out=z1)
+        sparse = self._sparse_x(x, p["W1"])
+        if sparse is None:
+            _dot_into(x, p["W1"], z1)
+        else:
+            _core.sparse_matmul(sparse, p["W1"], z1)
+        _core.bias_act_forward(z1, np.ascontiguousarray(p["b1"], dtype=self.dtype), self._relu)
         s = np.dot(z1, p["W2"])
         t = as_labels(t, s.shape)
         loss, y = _core.softmax_ce_forward(s, t, np.ascontiguousarray(p["b2"], dtype=self.dtype))
-        self._last = (x, z1, y, t)
+        self._last = (x, sparse, z1, y, t)
         return loss
 
     def _train_backward(self, dout, grads):
@@ -96,7 +120,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
             raise RuntimeError("backward called before forward")
         if type(dout) not in (int, float) and np.ndim(dout) != 0:
             raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
-        x, z1, y, t = self._last
+        x, sparse, z1, y, t = self._last
         gW1, gb1, gW2, gb2 = grads
         W2 = self._params_by_name()["W2"]
         dy = _core.softmax_ce_backward(y, t, float(dout))
@@ -107,7 +131,10 @@ class _CompiledTwoLayer(_TwoLayerModel):
         db1 = np.empty(dz1.shape[1], dtype=self.dtype)
         _core.act_backward_bias(dz1, z1, self._relu, db1)
         gb1[...] = db1
-        _dot_into(x.T, dz1, gW1)
+        if sparse is not None and _core.is_float_buffer(gW1, 2) and gW1.dtype == x.dtype:
+            _core.sparse_t_matmul(sparse, dz1, gW1)
+        else:
+            _dot_into(x.T, dz1, gW1)
 
     def gradient(self, x, t):
         """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
