@@ -1,8 +1,8 @@
 /* sgd.c: the SGD update p -= lr * g in one pass, in place.
  *
  * Contract (checked by src/fastnn/optimizers.py): p and g contiguous, n elements, same dtype.
- * lr * g is rounded before the subtraction (the build turns off FMA contraction), so the result is
- * bit-identical to NumPy's `p -= lr * g`.
+ * lr * g is rounded before the subtraction (CMakeLists.txt compiles this file with
+ * -ffp-contract=off), so the result is bit-identical to NumPy's `p -= lr * g`.
  */
 #include "fastnn.h"
 

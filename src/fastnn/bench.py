@@ -5,7 +5,6 @@ time (median of repeated runs), their ratio, and, for memory-bound workloads, th
 the bytes the workload must move divided by the memory bandwidth measured in the same run.
 PyTorch is timed too when it is installed. Nothing here asserts a speed.
 """
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -134,7 +133,7 @@ def _bias_grad_case(n, d, rng, torch):
                 lambda: reference.bias_grad(dout), dout.nbytes, torch_fn)
 
 
-def _numerical_gradient_case(size, rng):
+def _numerical_gradient_case(size, rng, torch=None):
     """Ratio column: the loop's overhead as a share of the time spent in f."""
     x = rng.standard_normal(size)
 
@@ -172,7 +171,7 @@ def _mnist_like(n, size, rng):
     return x, rng.integers(0, 10, n)
 
 
-def _model_numerical_gradient_case(rng, subset_rows=2):
+def _model_numerical_gradient_case(rng, torch=None, subset_rows=2):
     """TwoLayerNetwork(784, 50, 10), batch 100: the whole fast numerical gradient against the
     reference's loop over the first subset_rows rows of W1, extrapolated to every parameter."""
     x, t = _mnist_like(100, 784, rng)
@@ -273,16 +272,19 @@ def _fmt_time(seconds):
     return f"{seconds:8.2f} s "
 
 
-def run(cases=None, threads=1, with_torch=True, repeat=7, print_fn=print):
-    """Time every case and print the table; returns a list of result dicts."""
+WORKLOADS = {"kernels": kernel_cases, "models": model_cases}
+
+
+def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=print):
+    """Time the workloads of `which` (names in WORKLOADS) and print the table; returns a list of
+    result dicts."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
     rng = np.random.default_rng(0)
     torch = _torch() if with_torch else None
-    if cases is None:
-        cases = kernel_cases(rng, torch) + model_cases(rng, torch)
+    cases = [case for name in which for case in WORKLOADS[name](rng, torch)]
     blas = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
     fastnn.set_num_threads(threads)
     try:
@@ -320,9 +322,17 @@ def run(cases=None, threads=1, with_torch=True, repeat=7, print_fn=print):
             blas.unregister()
 
 
-def main():
-    """Kernel benchmarks, single thread; FASTNN_BENCH_THREADS=2 for two."""
-    run(threads=int(os.environ.get("FASTNN_BENCH_THREADS", "1")))
+def main(argv=None):
+    """python -m fastnn.bench [kernels|models ...] [--threads N]: the tables, one thread by default."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m fastnn.bench", description=main.__doc__)
+    parser.add_argument("which", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    unknown = set(args.which) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {list(WORKLOADS)}")
+    run(which=args.which or list(WORKLOADS), threads=args.threads)
 
 
 if __name__ == "__main__":
