@@ -13,8 +13,6 @@
  * reciprocal (within an ulp of the reference's division, and several times cheaper).
  * Backward: dx = y * dout / n, minus dout / n at the label: the book's (y - onehot(t)) * dout / n.
  */
-#include <math.h>
-
 #include "fastnn.h"
 #include "vexp.h"
 
@@ -109,11 +107,16 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
         real *yb = y + b * c;
         for (ptrdiff_t k = 0, len = (e - b) * c; k < len; k++)
             yb[k] = vexp(yb[k]);
+        double guarded[BLOCK]; /* y[i, t_i] + 1e-7, then its log: one vector loop for the block */
         for (ptrdiff_t i = b; i < e; i++) {
             real *yi = y + i * c;
             row_scale(yi, 1 / row_sum(yi, c), c);
-            total += -log((double)yi[t[i]] + 1e-7);
+            guarded[i - b] = (double)yi[t[i]] + 1e-7;
         }
+        for (ptrdiff_t k = 0; k < e - b; k++)
+            guarded[k] = vlog(guarded[k]);
+        for (ptrdiff_t k = 0; k < e - b; k++)
+            total -= guarded[k];
     }
     return total;
 }

@@ -52,9 +52,9 @@ def as_labels(t, shape):
     kernels, which report the first bad row.
     """
     n, c = shape
-    t = np.asarray(t)
-    if t.dtype == np.int64 and t.shape == (n,) and t.flags.c_contiguous and t.flags.aligned:
+    if _core.is_label_buffer(t, n):
         return t
+    t = np.asarray(t)
     if t.ndim == 2 or (n == 1 and t.ndim == 1 and t.size == c > 1):
         if t.size != n * c:
             raise ValueError(f"one-hot labels must have shape ({n}, {c}), got {t.shape}")

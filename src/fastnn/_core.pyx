@@ -131,6 +131,17 @@ def is_float_buffer(a, int ndim):
             and cnp.PyArray_ISALIGNED(arr))
 
 
+def is_label_buffer(t, Py_ssize_t n):
+    """True when t is n index labels the kernels take as they are: a 1-D native int64 ndarray,
+    C-contiguous and aligned (the face's fast path; values are checked by the kernels)."""
+    if type(t) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> t
+    return (cnp.PyArray_TYPE(arr) == cnp.NPY_INT64 and cnp.PyArray_NDIM(arr) == 1
+            and cnp.PyArray_DIM(arr, 0) == n and cnp.PyArray_ISNOTSWAPPED(arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
+
+
 # ---------------------------------------------------------------------------- kernels
 
 def sigmoid_forward(cnp.ndarray x not None, cnp.ndarray y not None):
