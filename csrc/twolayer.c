@@ -343,16 +343,20 @@ static FASTNN_CLONES double hidden_unit_delta(const struct net *net, const struc
     double *restrict dzp = scratch, *restrict dzm = dzp + r, *restrict sp = dzm + r;
     double *restrict sm = sp + r, *restrict tp = sm + r, *restrict tm = tp + r;
     const double *a1 = pk->a1 + j * r, *z1 = pk->z1 + j * r, *xv = pk->xv;
+    /* an infinite pre-activation (an infinite pixel) stays infinite when the weight moves: its
+       unit does not move (the book's loop recomputes x W1' = inf too); a1 + x d would be NaN */
     if (net->relu)
         for (ptrdiff_t l = 0; l < r; l++) {
             double ap = a1[l] + xv[l] * dp, am = a1[l] + xv[l] * dm;
-            dzp[l] = (ap > 0 ? ap : 0) - z1[l];
-            dzm[l] = (am > 0 ? am : 0) - z1[l];
+            int finite = a1[l] - a1[l] == 0;
+            dzp[l] = finite ? (ap > 0 ? ap : 0) - z1[l] : 0;
+            dzm[l] = finite ? (am > 0 ? am : 0) - z1[l] : 0;
         }
     else
         for (ptrdiff_t l = 0; l < r; l++) {
-            dzp[l] = sigmoid(a1[l] + xv[l] * dp) - z1[l];
-            dzm[l] = sigmoid(a1[l] + xv[l] * dm) - z1[l];
+            int finite = a1[l] - a1[l] == 0;
+            dzp[l] = finite ? sigmoid(a1[l] + xv[l] * dp) - z1[l] : 0;
+            dzm[l] = finite ? sigmoid(a1[l] + xv[l] * dm) - z1[l] : 0;
         }
     double dzmax = 0;
     for (ptrdiff_t l = 0; l < r; l++) {

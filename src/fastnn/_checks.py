@@ -17,17 +17,30 @@ def as_float(x, name):
     anything else raise TypeError naming the dtype.
     """
     x = np.asarray(x)
+    check_real_dtype(x, name)
     dtype = x.dtype
     if dtype.kind in "biu":
         dtype = np.dtype(np.float64)
-    elif dtype.kind != "f" or dtype.itemsize not in (4, 8):
-        raise TypeError(f"{name} must be float32 or float64 (integers and bool are promoted), "
-                        f"got dtype {x.dtype}")
     elif not dtype.isnative:
         dtype = dtype.newbyteorder("=")
     if x.dtype != dtype or not (x.flags.c_contiguous and x.flags.aligned):
         x = np.array(x, dtype=dtype, order="C")
     return x
+
+
+def as_buffer(a, dtype):
+    """a as an aligned C-contiguous array of dtype: a itself when it already is one."""
+    if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.require(a, dtype, ["C", "A"])
+
+
+def check_real_dtype(x, name):
+    """Raises TypeError unless x (an array) holds bool, integers, float32 or float64."""
+    kind, size = x.dtype.kind, x.dtype.itemsize
+    if not (kind in "biu" or (kind == "f" and size in (4, 8))):
+        raise TypeError(f"{name} must be float32 or float64 (integers and bool are promoted), "
+                        f"got dtype {x.dtype}")
 
 
 def as_logits(x, name="x"):
@@ -69,12 +82,33 @@ def as_labels(t, shape):
     if t.dtype == np.uint64 and t.max() > _INT64_MAX:
         i = int(np.argmax(t > _INT64_MAX))
         raise ValueError(f"label out of range: t[{i}] = {t.reshape(-1)[i]}, classes are 0..{c - 1}")
-    return np.ascontiguousarray(t.reshape(n), dtype=np.int64)
+    return np.require(t.reshape(n), np.int64, ["C", "A"])
+
+
+def check_label_range(t, c):
+    """Raises ValueError naming the first label of t (int64, (N,)) outside 0..c-1."""
+    bad = (t < 0) | (t >= c)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"label out of range: t[{i}] = {t[i]}, classes are 0..{c - 1}")
+
+
+def as_scalar(value, name):
+    """A real number (Python or NumPy, or a 0-d array of one) as a float; TypeError for strings,
+    complex and other objects, ValueError for arrays with more than one element."""
+    if type(value) in (int, float):
+        return float(value)
+    a = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
+    if a.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(a)
 
 
 def check_step(h, name="h"):
     """A finite, positive step size as a float."""
-    h = float(h)
+    h = as_scalar(h, name)
     if not (np.isfinite(h) and h > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {h}")
     return h

@@ -426,12 +426,15 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
 # ---------------------------------------------------------------------------- numerical gradient
 
 cdef double _call_scalar(f, x) except? -1.0:
+    """f(x) as a double: f must return a real number (Python, NumPy, or a 0-d array of one)."""
     r = f(x)
-    try:
+    if isinstance(r, float):  # also np.float64
+        return r
+    if isinstance(r, (int, cnp.floating, cnp.integer)) or (
+            isinstance(r, cnp.ndarray) and r.ndim == 0 and r.dtype.kind in "biuf"):
         return float(r)
-    except TypeError:
-        raise TypeError(f"f must return a scalar, got {type(r).__name__} "
-                        f"with shape {getattr(r, 'shape', '?')}") from None
+    raise TypeError(f"f must return a real scalar, got {type(r).__name__} "
+                    f"with shape {getattr(r, 'shape', '()')}")
 
 
 cdef _central_differences(f, x, double h, Py_buffer *view, floating *grad):

@@ -6,9 +6,10 @@ _core); the others are the reference's NumPy, already as fast as NumPy gets.
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_labels, as_logits, check_step
-from .reference.functions import cross_entropy_error, numerical_diff, relu, softmax
-from .reference.functions import numerical_gradient as reference_numerical_gradient
+from ._checks import (as_float, as_labels, as_logits, check_label_range, check_real_dtype,
+                      check_step)
+from .reference import functions as reference
+from .reference.functions import relu, softmax
 
 __all__ = ["sigmoid", "sigmoid_grad", "relu", "softmax", "cross_entropy_error",
            "softmax_cross_entropy", "bias_grad", "numerical_diff", "numerical_gradient",
@@ -40,12 +41,28 @@ def sigmoid_backward(dout, out):
     """
     out = as_float(out, "out")
     dout = np.asarray(dout)
+    check_real_dtype(dout, "dout")
     if dout.shape != out.shape or dout.dtype != out.dtype:
         return dout * (1.0 - out) * out
     dout = as_float(dout, "dout")
     dx = np.empty_like(out)
     _core.sigmoid_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
     return dx
+
+
+def cross_entropy_error(y, t):
+    """Mean cross-entropy -log(y[n, t_n] + 1e-7) over the batch, as the reference, with its
+    labels checked: y (N, C) probabilities (1-D: one sample); t index labels (N,) of any integer
+    dtype, each in 0..C-1, or one-hot (N, C)."""
+    y = as_logits(y, "y")
+    t = as_labels(t, y.shape)
+    check_label_range(t, y.shape[1])
+    return reference.cross_entropy_error(y, t)
+
+
+def numerical_diff(f, x, h=1e-4):
+    """Central difference (f(x + h) - f(x - h)) / 2h; h finite and > 0."""
+    return reference.numerical_diff(f, x, check_step(h))
 
 
 def softmax_cross_entropy(x, t):
@@ -90,7 +107,7 @@ def numerical_gradient(f, x, h=1e-4):
     if not x.flags.writeable:
         raise ValueError("x must be writable: numerical_gradient perturbs it in place")
     if not x.dtype.isnative:  # byte-swapped: the reference's loop, which NumPy translates
-        return reference_numerical_gradient(f, x, h)
+        return reference.numerical_gradient(f, x, h)
     grad = np.empty(x.shape, dtype=x.dtype)
     _core.numerical_gradient(f, x, h, grad.reshape(-1))
     return grad

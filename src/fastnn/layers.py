@@ -7,7 +7,7 @@ Volume-2 convention: `params` and `grads` are lists, `backward` writes `grads[i]
 import numpy as np
 
 from . import _core
-from ._checks import as_labels, as_logits
+from ._checks import as_float, as_labels, as_logits, as_scalar, check_real_dtype
 from .functions import bias_grad, sigmoid, sigmoid_backward
 from .reference.layers import MatMul, Relu, Repeat, Softmax, Sum
 
@@ -30,11 +30,16 @@ class Affine:
         """x: (N, ...) with D elements per sample -> (N, H)."""
         W, b = self.params
         x = np.asarray(x)
-        self.original_x_shape = x.shape
-        x = x.reshape(x.shape[0], -1)
-        out = np.dot(x, W)
+        check_real_dtype(x, "x")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"x must be a non-empty batch (N, ...), got shape {x.shape}")
+        flat = x.reshape(x.shape[0], -1)
+        if flat.shape[1] != W.shape[0]:
+            raise ValueError(f"x has shape {x.shape}: {flat.shape[1]} features per sample, "
+                             f"W has shape {W.shape}")
+        out = np.dot(flat, W)
         out += b
-        self.x = x
+        self.original_x_shape, self.x = x.shape, flat
         return out
 
     def backward(self, dout, need_dx=True):
@@ -45,6 +50,9 @@ class Affine:
         """
         W, b = self.params
         dW, db = self.grads
+        dout = as_float(dout, "dout")
+        if dout.shape != (self.x.shape[0], W.shape[1]):
+            raise ValueError(f"dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}")
         np.matmul(self.x.T, dout, out=dW)
         db[...] = bias_grad(dout)
         if not need_dx:
@@ -90,6 +98,5 @@ class SoftmaxWithLoss:
         """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
-        if type(dout) not in (int, float) and np.ndim(dout) != 0:
-            raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
-        return _core.softmax_ce_backward(self.y, as_labels(self.t, self.y.shape), float(dout))
+        return _core.softmax_ce_backward(self.y, as_labels(self.t, self.y.shape),
+                                         as_scalar(dout, "dout"))

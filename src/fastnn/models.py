@@ -16,7 +16,7 @@ Scratch buffers are reused between steps; they are never handed to the caller.
 import numpy as np
 
 from . import _core
-from ._checks import as_labels, check_step
+from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_real_dtype, check_step
 from .functions import bias_grad, sigmoid
 from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
 
@@ -59,7 +59,9 @@ class _CompiledTwoLayer(_TwoLayerModel):
     def _inputs(self, x):
         """x as an (N, I) array of the model's dtype (an N-D x is flattened per sample)."""
         W1 = self._params_by_name()["W1"]
-        x = np.asarray(x, dtype=self.dtype)
+        x = np.asarray(x)
+        check_real_dtype(x, "x")
+        x = x.astype(self.dtype, copy=False)
         if x.ndim == 1:
             x = x.reshape(1, -1)
         if x.ndim > 2:
@@ -72,7 +74,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
         """act(x W1 + b1), a new (N, H) array."""
         p = self._params_by_name()
         z = np.dot(x, p["W1"])
-        _core.bias_act_forward(z, np.ascontiguousarray(p["b1"], dtype=self.dtype), self._relu)
+        _core.bias_act_forward(z, as_buffer(p["b1"], self.dtype), self._relu)
         return z
 
     def _scores(self, x):
@@ -95,6 +97,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
 
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
+        self._last = None  # a forward that fails leaves nothing for backward to mix up
         x = self._inputs(x)
         p = self._params_by_name()
         n = x.shape[0]
@@ -107,10 +110,10 @@ class _CompiledTwoLayer(_TwoLayerModel):
             _dot_into(x, p["W1"], z1)
         else:
             _core.sparse_matmul(sparse, p["W1"], z1)
-        _core.bias_act_forward(z1, np.ascontiguousarray(p["b1"], dtype=self.dtype), self._relu)
+        _core.bias_act_forward(z1, as_buffer(p["b1"], self.dtype), self._relu)
         s = np.dot(z1, p["W2"])
         t = as_labels(t, s.shape)
-        loss, y = _core.softmax_ce_forward(s, t, np.ascontiguousarray(p["b2"], dtype=self.dtype))
+        loss, y = _core.softmax_ce_forward(s, t, as_buffer(p["b2"], self.dtype))
         self._last = (x, sparse, z1, y, t)
         return loss
 
@@ -118,12 +121,11 @@ class _CompiledTwoLayer(_TwoLayerModel):
         """Backprop of the last _train_forward into grads = (gW1, gb1, gW2, gb2), in place."""
         if self._last is None:
             raise RuntimeError("backward called before forward")
-        if type(dout) not in (int, float) and np.ndim(dout) != 0:
-            raise ValueError(f"dout must be a scalar, got shape {np.shape(dout)}")
+        dout = as_scalar(dout, "dout")
         x, sparse, z1, y, t = self._last
         gW1, gb1, gW2, gb2 = grads
         W2 = self._params_by_name()["W2"]
-        dy = _core.softmax_ce_backward(y, t, float(dout))
+        dy = _core.softmax_ce_backward(y, t, dout)
         _dot_into(z1.T, dy, gW2)
         gb2[...] = bias_grad(dy)
         dz1 = self._scratch[x.shape[0]][1]
@@ -135,6 +137,13 @@ class _CompiledTwoLayer(_TwoLayerModel):
             _core.sparse_t_matmul(sparse, dz1, gW1)
         else:
             _dot_into(x.T, dz1, gW1)
+
+    def accuracy(self, x, t):
+        """Fraction of the rows of x whose highest score is the label t (index or one-hot)."""
+        scores = self._scores(self._inputs(x))
+        t = as_labels(t, scores.shape)
+        check_label_range(t, scores.shape[1])
+        return float(np.mean(np.argmax(scores, axis=1) == t))
 
     def gradient(self, x, t):
         """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
@@ -153,9 +162,8 @@ class _CompiledTwoLayer(_TwoLayerModel):
         place.
         """
         h = check_step(h)
-        x = np.ascontiguousarray(self._inputs(x), dtype=np.float64)
-        p = {name: np.ascontiguousarray(v, dtype=np.float64)
-             for name, v in self._params_by_name().items()}
+        x = as_buffer(self._inputs(x), np.float64)
+        p = {name: as_buffer(v, np.float64) for name, v in self._params_by_name().items()}
         a1 = np.dot(x, p["W1"])
         a1 += p["b1"]
         z1 = np.maximum(a1, 0) if self._relu else sigmoid(a1)
