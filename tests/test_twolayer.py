@@ -16,8 +16,9 @@ models of fastnn.models, against NumPy, closed forms and fastnn.reference.
 - The model's numerical gradient (compiled, float64): within 1e-8 of the reference's loop.
 
 Strict xfails mark where the fast half diverges from the reference today: relu drops NaN
-(RELU_DROPS_NAN, NAN_THROUGH_RELU) and the sparse first layer skips non-finite weights where x is
-zero (SPARSE_SKIPS_NAN_WEIGHTS).
+(RELU_DROPS_NAN, NAN_THROUGH_RELU), and the sparse first layer's 0 * NaN is 0 where NumPy's is NaN:
+non-finite weights where x is zero (SPARSE_SKIPS_NAN_WEIGHTS) and NaN gradients where x is zero
+(SPARSE_SKIPS_NAN_GRADIENT).
 """
 
 import math
@@ -799,6 +800,34 @@ def test_non_finite_weight_on_sparse_data_as_reference(model_name, weight):
         raise RuntimeError("the sparse path was not taken")
     assert np.isnan(ref_loss) and all(np.isnan(g).all() for g in ref_grads.values())
     assert np.isnan(loss)  # TwoLayerNetwork.loss() is dense: its gradient() is the sparse path
+    for name in PARAM_NAMES:
+        assert_array_equal(np.isnan(grads[name]), np.isnan(ref_grads[name]), err_msg=name)
+
+
+SPARSE_SKIPS_NAN_GRADIENT = (
+    "the sparse backward (sparse_t_matmul) skips x's zeros, so gW1[i] = x[:, i]^T dz stays finite "
+    "where x[:, i] is zero in the rows whose dz is NaN; the reference's x.T @ dz gives 0 * NaN = "
+    "NaN in all of gW1 (as the dense path does)")
+
+
+@pytest.mark.parametrize("kind", [
+    pytest.param("sparse", id="sparse", marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError, reason=SPARSE_SKIPS_NAN_GRADIENT)),
+    pytest.param("dense", id="dense"),
+])
+@pytest.mark.parametrize("model_name", MODELS)
+def test_nan_in_x_gives_nan_gradients_as_reference(model_name, kind):
+    rng = np.random.default_rng(31)  # the data of test_loss_and_backprop_match_reference
+    x, t = make_data(kind, rng, N, I, O)
+    x[5, 7] = np.nan
+    fast, ref = model_pair(model_name, I, H, O, 0.5, seed=32)  # sigmoid keeps NaN
+    with np.errstate(invalid="ignore"):
+        ref_loss, ref_grads = backprop(ref, x, t)
+        with counting_calls("sparse_t_matmul") as calls:
+            loss, grads = backprop(fast, x, t)
+    if len(calls) != (kind == "sparse"):  # not an AssertionError: see above
+        raise RuntimeError(f"expected the {kind} path")
+    assert np.isnan(loss) and np.isnan(ref_loss)
     for name in PARAM_NAMES:
         assert_array_equal(np.isnan(grads[name]), np.isnan(ref_grads[name]), err_msg=name)
 
