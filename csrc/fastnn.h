@@ -19,7 +19,8 @@ void fastnn_set_num_threads(int n);
     void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
     void bias_act_forward_##S(T *a, const T *b, ptrdiff_t n, ptrdiff_t h, int relu);                \
     int act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db);       \
-    void sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
+    int all_finite_##S(const T *a, ptrdiff_t n);                                                    \
+    int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
                           T *vals, int64_t *colptr, int64_t *rows, T *cvals);                        \
     void sparse_combine_##S(const int64_t *ptr, const int64_t *idx, const T *a, const T *X, T *out,    \
                             ptrdiff_t rows, ptrdiff_t h);

@@ -20,6 +20,12 @@ static inline real sigmoid(real a)
     return a >= 0 ? s : e * s;
 }
 
+/* ReLU keeps NaN as the reference's np.maximum(0, x) does: !(v <= 0) is true for NaN */
+static inline real relu_of(real v)
+{
+    return !(v <= 0) ? v : 0;
+}
+
 /* a (n, h) <- act(a + b): the hidden layer's bias add and activation in one pass */
 static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, ptrdiff_t hi,
                                         ptrdiff_t h, int relu)
@@ -28,7 +34,7 @@ static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, pt
         real *row = a + i * h;
         if (relu)
             for (ptrdiff_t j = 0; j < h; j++)
-                row[j] = row[j] + b[j] > 0 ? row[j] + b[j] : 0;
+                row[j] = relu_of(row[j] + b[j]);
         else
             for (ptrdiff_t j = 0; j < h; j++)
                 row[j] = sigmoid(row[j] + b[j]);
@@ -56,7 +62,7 @@ static FASTNN_CLONES void act_backward_rows(real *dz, const real *z, ptrdiff_t l
         const real *zi = z + i * h;
         if (relu)
             for (ptrdiff_t j = 0; j < h; j++)
-                d[j] = zi[j] > 0 ? d[j] : 0;
+                d[j] = !(zi[j] <= 0) ? d[j] : 0; /* the Relu layer's mask x <= 0 */
         else
             for (ptrdiff_t j = 0; j < h; j++)
                 d[j] = d[j] * (1 - zi[j]) * zi[j];
@@ -77,6 +83,21 @@ int FN(act_backward_bias)(real *dz, const real *z, ptrdiff_t n, ptrdiff_t h, int
         db[j] = (real)acc[j];
     free(acc);
     return 0;
+}
+
+/* 1 when every element of a is finite. The sparse products below skip zeros of x, which is only
+ * what BLAS computes when the other factor is finite (0 * inf = NaN): models.py checks first. */
+static FASTNN_CLONES int all_finite_span(const real *a, ptrdiff_t n)
+{
+    int bad = 0;
+    for (ptrdiff_t i = 0; i < n; i++)
+        bad |= !(a[i] - a[i] == 0);
+    return !bad;
+}
+
+int FN(all_finite)(const real *a, ptrdiff_t n)
+{
+    return all_finite_span(a, n);
 }
 
 /* ------------------------------------------------------------------ products with a sparse x
@@ -147,8 +168,9 @@ __attribute__((target("avx512f"))) static int64_t compact_row_avx512(const real 
 }
 #endif
 
-/* the nonzeros of x (n, in): CSR and CSC; cols, vals, rows, cvals with room for n * in + 16 */
-void FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,
+/* the nonzeros of x (n, in): CSR and CSC; cols, vals, rows, cvals with room for n * in + 16.
+ * Returns 1 when they are all finite, 0 otherwise. */
+int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,
                       real *vals, int64_t *colptr, int64_t *rows, real *cvals)
 {
     int64_t m = 0;
@@ -181,6 +203,7 @@ void FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr,
     for (ptrdiff_t i = in; i > 0; i--) /* the fill moved each column's start to its end */
         colptr[i] = colptr[i - 1];
     colptr[0] = 0;
+    return all_finite_span(vals, m);
 }
 
 /* y (h) = sum over q in [begin, end) of a[q] X[idx[q], :], four terms at a time */
@@ -349,8 +372,8 @@ static FASTNN_CLONES double hidden_unit_delta(const struct net *net, const struc
         for (ptrdiff_t l = 0; l < r; l++) {
             double ap = a1[l] + xv[l] * dp, am = a1[l] + xv[l] * dm;
             int finite = a1[l] - a1[l] == 0;
-            dzp[l] = finite ? (ap > 0 ? ap : 0) - z1[l] : 0;
-            dzm[l] = finite ? (am > 0 ? am : 0) - z1[l] : 0;
+            dzp[l] = finite ? relu_of(ap) - z1[l] : 0;
+            dzm[l] = finite ? relu_of(am) - z1[l] : 0;
         }
     else
         for (ptrdiff_t l = 0; l < r; l++) {

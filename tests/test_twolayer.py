@@ -15,10 +15,8 @@ models of fastnn.models, against NumPy, closed forms and fastnn.reference.
   (the sum of its terms' absolute values: see magnitudes()).
 - The model's numerical gradient (compiled, float64): within 1e-8 of the reference's loop.
 
-Strict xfails mark where the fast half diverges from the reference today: relu drops NaN
-(RELU_DROPS_NAN, NAN_THROUGH_RELU), and the sparse first layer's 0 * NaN is 0 where NumPy's is NaN:
-non-finite weights where x is zero (SPARSE_SKIPS_NAN_WEIGHTS) and NaN gradients where x is zero
-(SPARSE_SKIPS_NAN_GRADIENT).
+Regression tests for divergences found here and fixed: relu kept NaN as NaN, and the sparse first
+layer (which skips x's zeros, so 0 * NaN would be 0) is not taken when x or W1 holds inf / NaN.
 """
 
 import math
@@ -517,14 +515,9 @@ def test_bias_act_forward_infinities(dtype, activation):
     assert_array_equal(a, fn(logits))
 
 
-RELU_DROPS_NAN = ("csrc/twolayer.c bias_act_rows: relu is `a + b > 0 ? a + b : 0`, which maps NaN "
-                  "to 0; the reference's relu (np.maximum / the Relu layer) keeps NaN")
-
-
 @pytest.mark.parametrize("activation", [
     pytest.param("sigmoid", id="sigmoid"),
-    pytest.param("relu", id="relu", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                                           reason=RELU_DROPS_NAN)),
+    pytest.param("relu", id="relu"),
 ])
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_bias_act_forward_nan_in_nan_out(dtype, activation):
@@ -550,7 +543,7 @@ def test_act_backward_bias_matches_reference_layers(dtype, activation, data):
     dz = data.draw(matrices(dtype, shape=a.shape, max_abs=max_abs))
     if data.draw(st.booleans()):  # NaN in the incoming gradient: propagated, or zeroed by relu
         dz[tuple(data.draw(st.integers(0, s - 1)) for s in dz.shape)] = np.nan
-    # (no NaN in a: relu's z would be NaN, see RELU_DROPS_NAN)
+    # (no NaN in a: relu keeps it, and z would be NaN)
     layer = reference.layers.Relu() if activation == "relu" else reference.layers.Sigmoid()
     z = read_only(layer.forward(a))  # the forward's output, what the kernel takes
     with np.errstate(over="ignore", invalid="ignore"):
@@ -755,14 +748,9 @@ def test_sgd_steps_with_changing_batch_sizes_match_reference(model_name, dtype, 
     assert paths[:2] == [1, 1] and paths[-1] == 1 and 0 in paths  # sparse, dense, sparse again
 
 
-NAN_THROUGH_RELU = ("relu models lose a NaN of x (bias_act_forward's relu maps NaN to 0): the "
-                    "loss and predict() are finite where the reference's are NaN")
-
-
 @pytest.mark.parametrize("activation", [
     pytest.param("sigmoid", id="sigmoid"),
-    pytest.param("relu", id="relu", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                                           reason=NAN_THROUGH_RELU)),
+    pytest.param("relu", id="relu"),
 ])
 @pytest.mark.parametrize("model_name", MODELS)
 def test_nan_in_x_gives_nan_loss_as_reference(model_name, activation):
@@ -777,13 +765,6 @@ def test_nan_in_x_gives_nan_loss_as_reference(model_name, activation):
     assert_array_equal(np.isnan(fast.predict(x)), np.isnan(ref_y))
 
 
-SPARSE_SKIPS_NAN_WEIGHTS = (
-    "the sparse first layer (csrc/twolayer.c sparse_combine) skips x's zeros, so a NaN / inf in "
-    "W1[i] where x[:, i] == 0 never reaches the loss; NumPy's x @ W1 (the reference, the dense "
-    "path and predict()) gives 0 * NaN = NaN")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=SPARSE_SKIPS_NAN_WEIGHTS)
 @pytest.mark.parametrize("weight", [pytest.param(np.nan, id="nan"), pytest.param(np.inf, id="inf")])
 @pytest.mark.parametrize("model_name", MODELS)
 def test_non_finite_weight_on_sparse_data_as_reference(model_name, weight):
@@ -796,23 +777,15 @@ def test_non_finite_weight_on_sparse_data_as_reference(model_name, weight):
         ref_loss, ref_grads = backprop(ref, x, t)
         with counting_calls("sparse_matmul") as calls:
             loss, grads = backprop(fast, x, t)
-    if len(calls) != 1:  # not an AssertionError: the xfail must not hide a missed sparse path
-        raise RuntimeError("the sparse path was not taken")
+    assert len(calls) == 0  # non-finite W1: the dense path, whose 0 * inf is NaN
     assert np.isnan(ref_loss) and all(np.isnan(g).all() for g in ref_grads.values())
     assert np.isnan(loss)  # TwoLayerNetwork.loss() is dense: its gradient() is the sparse path
     for name in PARAM_NAMES:
         assert_array_equal(np.isnan(grads[name]), np.isnan(ref_grads[name]), err_msg=name)
 
 
-SPARSE_SKIPS_NAN_GRADIENT = (
-    "the sparse backward (sparse_t_matmul) skips x's zeros, so gW1[i] = x[:, i]^T dz stays finite "
-    "where x[:, i] is zero in the rows whose dz is NaN; the reference's x.T @ dz gives 0 * NaN = "
-    "NaN in all of gW1 (as the dense path does)")
-
-
 @pytest.mark.parametrize("kind", [
-    pytest.param("sparse", id="sparse", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=SPARSE_SKIPS_NAN_GRADIENT)),
+    pytest.param("sparse", id="sparse"),
     pytest.param("dense", id="dense"),
 ])
 @pytest.mark.parametrize("model_name", MODELS)
@@ -825,8 +798,7 @@ def test_nan_in_x_gives_nan_gradients_as_reference(model_name, kind):
         ref_loss, ref_grads = backprop(ref, x, t)
         with counting_calls("sparse_t_matmul") as calls:
             loss, grads = backprop(fast, x, t)
-    if len(calls) != (kind == "sparse"):  # not an AssertionError: see above
-        raise RuntimeError(f"expected the {kind} path")
+    assert len(calls) == 0  # a NaN in x: the dense path, also for sparse data
     assert np.isnan(loss) and np.isnan(ref_loss)
     for name in PARAM_NAMES:
         assert_array_equal(np.isnan(grads[name]), np.isnan(ref_grads[name]), err_msg=name)

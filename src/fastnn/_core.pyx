@@ -41,10 +41,12 @@ cdef extern from "fastnn.h" nogil:
                               double *db)
     int act_backward_bias_f32(float *dz, const float *z, Py_ssize_t n, Py_ssize_t h, int relu,
                               float *db)
-    void sparse_index_f64(const double *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
+    int all_finite_f64(const double *a, Py_ssize_t n)
+    int all_finite_f32(const float *a, Py_ssize_t n)
+    int sparse_index_f64(const double *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
                           int64_t *cols, double *vals, int64_t *colptr, int64_t *rows,
                           double *cvals)
-    void sparse_index_f32(const float *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
+    int sparse_index_f32(const float *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
                           int64_t *cols, float *vals, int64_t *colptr, int64_t *rows, float *cvals)
     void sparse_combine_f64(const int64_t *ptr, const int64_t *idx, const double *a,
                             const double *X, double *out, Py_ssize_t rows, Py_ssize_t h)
@@ -129,6 +131,20 @@ def is_float_buffer(a, int ndim):
     return ((typenum == cnp.NPY_DOUBLE or typenum == cnp.NPY_FLOAT) and cnp.PyArray_NDIM(arr) == ndim
             and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_IS_C_CONTIGUOUS(arr)
             and cnp.PyArray_ISALIGNED(arr))
+
+
+def all_finite(cnp.ndarray a not None):
+    """True when every element of a (a contiguous float32 / float64 buffer) is finite."""
+    cdef int typenum = _float_array(a, "a")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
+    cdef void *pa = cnp.PyArray_DATA(a)
+    cdef int finite
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            finite = all_finite_f64(<double *> pa, n)
+        else:
+            finite = all_finite_f32(<float *> pa, n)
+    return bool(finite)
 
 
 def is_label_buffer(t, Py_ssize_t n):
@@ -305,6 +321,7 @@ cdef class SparseX:
     can trust every index in it; the next fill of the same shape and dtype reuses the buffers."""
     cdef readonly Py_ssize_t n, inp
     cdef readonly int typenum
+    cdef readonly bint finite  # every nonzero of the last fill is finite
     cdef cnp.ndarray rowptr, cols, vals, colptr, rows, cvals
 
     def __init__(self):
@@ -328,11 +345,15 @@ cdef class SparseX:
         cdef int64_t *qc = <int64_t *> cnp.PyArray_DATA(self.colptr)
         cdef int64_t *qr = <int64_t *> cnp.PyArray_DATA(self.rows)
         cdef void *qv = cnp.PyArray_DATA(self.cvals)
+        cdef int finite
         with nogil:
             if typenum == cnp.NPY_DOUBLE:
-                sparse_index_f64(<double *> px, n, inp, pr, pc, <double *> pv, qc, qr, <double *> qv)
+                finite = sparse_index_f64(<double *> px, n, inp, pr, pc, <double *> pv, qc, qr,
+                                          <double *> qv)
             else:
-                sparse_index_f32(<float *> px, n, inp, pr, pc, <float *> pv, qc, qr, <float *> qv)
+                finite = sparse_index_f32(<float *> px, n, inp, pr, pc, <float *> pv, qc, qr,
+                                          <float *> qv)
+        self.finite = finite
         return pr[n]
 
 

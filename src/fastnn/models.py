@@ -85,15 +85,16 @@ class _CompiledTwoLayer(_TwoLayerModel):
         return s
 
     def _sparse_x(self, x, W1):
-        """The filled SparseX of x when x is sparse enough (and x, W1 fit the kernels), else None."""
+        """The filled SparseX of x when x is sparse enough, else None. Also None when x or W1
+        holds inf or NaN: skipping x's zeros would drop the NaN that 0 * inf gives in BLAS."""
         if not (_core.is_float_buffer(x, 2) and _core.is_float_buffer(W1, 2) and x.dtype == W1.dtype):
             return None
         sample = x.reshape(-1)[::61]  # a cheap look first: dense data skips the indexing
         if np.count_nonzero(sample) > SPARSE_MAX_DENSITY * sample.size:
             return None
-        if self._sparse.fill(x) > SPARSE_MAX_DENSITY * x.size:
+        if self._sparse.fill(x) > SPARSE_MAX_DENSITY * x.size or not self._sparse.finite:
             return None
-        return self._sparse
+        return self._sparse if _core.all_finite(W1) else None
 
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
@@ -133,7 +134,8 @@ class _CompiledTwoLayer(_TwoLayerModel):
         db1 = np.empty(dz1.shape[1], dtype=self.dtype)
         _core.act_backward_bias(dz1, z1, self._relu, db1)
         gb1[...] = db1
-        if sparse is not None and _core.is_float_buffer(gW1, 2) and gW1.dtype == x.dtype:
+        if (sparse is not None and _core.is_float_buffer(gW1, 2) and gW1.dtype == x.dtype
+                and _core.all_finite(dz1)):
             _core.sparse_t_matmul(sparse, dz1, gW1)
         else:
             _dot_into(x.T, dz1, gW1)
