@@ -11,6 +11,7 @@ Label values are range-checked inside the kernels.
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 
@@ -464,19 +465,22 @@ cdef _central_differences(f, x, double h, Py_buffer *view, floating *grad):
     cdef Py_ssize_t idx[64]
     cdef char *p = <char *> view.buf
     cdef double fxh1, fxh2
-    cdef floating saved
+    cdef floating saved, moved
     for d in range(ndim):
         size *= view.shape[d]
         idx[d] = 0
     for i in range(size):
-        saved = (<floating *> p)[0]
+        # memcpy, not a pointer dereference: x may be unaligned (np.frombuffer at an offset)
+        memcpy(&saved, p, sizeof(floating))
         try:
-            (<floating *> p)[0] = <double> saved + h
+            moved = <floating> (<double> saved + h)
+            memcpy(p, &moved, sizeof(floating))
             fxh1 = _call_scalar(f, x)
-            (<floating *> p)[0] = <double> saved - h
+            moved = <floating> (<double> saved - h)
+            memcpy(p, &moved, sizeof(floating))
             fxh2 = _call_scalar(f, x)
         finally:
-            (<floating *> p)[0] = saved
+            memcpy(p, &saved, sizeof(floating))
         grad[i] = (fxh1 - fxh2) / (2 * h)
         # the next multi-index in C order; p follows it through the strides
         d = ndim - 1
