@@ -83,6 +83,7 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
  * over the block (a single vector loop, also when rows are short: C = 10 would otherwise spend its
  * time in scalar loop tails), then the sum, scale and loss per row, all while the block is in L1. */
 #define BLOCK 2048
+#define LONG_ROW 64
 
 /* rows [lo, hi): fills y, returns the sum of the rows' losses */
 static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const int64_t *t, real *y,
@@ -101,12 +102,17 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
                 xi = yi;
             }
             real m = row_max(xi, c);
-            for (ptrdiff_t j = 0; j < c; j++)
-                yi[j] = xi[j] - m;
+            if (c >= LONG_ROW) /* long rows: subtract and exp in one pass */
+                for (ptrdiff_t j = 0; j < c; j++)
+                    yi[j] = vexp(xi[j] - m);
+            else
+                for (ptrdiff_t j = 0; j < c; j++)
+                    yi[j] = xi[j] - m;
         }
         real *yb = y + b * c;
-        for (ptrdiff_t k = 0, len = (e - b) * c; k < len; k++)
-            yb[k] = vexp(yb[k]);
+        if (c < LONG_ROW) /* short rows: one exp sweep over the block, without a tail per row */
+            for (ptrdiff_t k = 0, len = (e - b) * c; k < len; k++)
+                yb[k] = vexp(yb[k]);
         double guarded[BLOCK]; /* y[i, t_i] + 1e-7, then its log: one vector loop for the block */
         for (ptrdiff_t i = b; i < e; i++) {
             real *yi = y + i * c;
