@@ -41,7 +41,6 @@ from fastnn import reference
 
 # --------------------------------------------------------------------------- helpers
 
-SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")  # under tools/sanitize.sh
 N, C = 3, 4  # the batch every label row uses: x (3, 4) logits or features, 4 classes
 
 
@@ -151,9 +150,9 @@ def params(section, table):
 # without label checks, models and Affine accepting any dtype, Affine's state changed on the way to
 # an error, f's and h's strings taken as numbers, unaligned labels, a stale scratch buffer after a
 # failed forward, NaN for an infinite pixel in the model's numerical gradient) were fixed in
-# ebd21f1. Failures that are not rows are at the end of this file (a crash and an undefined
-# behaviour, each in a child process; SGD with an array lr) and, in test_stress.py, one model
-# shared by eight threads for gradient().
+# ebd21f1 (and an unaligned x of numerical_gradient, a misaligned access under UBSan, in efe62ff).
+# Failures that are not rows are at the end of this file (a crash, in a child process; SGD with an
+# array lr) and, in test_stress.py, one model shared by eight threads for gradient().
 KNOWN = {}
 
 
@@ -931,23 +930,19 @@ def test_backward_before_forward_is_a_runtime_error():
 
 def run_python(script):
     """Runs script in a new interpreter; returns (exit status, stderr). Under the sanitizer the
-    child reports to its own stderr, with none of tools/sanitize.sh's suppressions."""
+    child reports to its own stderr (not to tools/sanitize.sh's report files)."""
     env = dict(os.environ)
     for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
         if name in env:
-            env[name] = ":".join(o for o in env[name].split(":")
-                                 if not o.startswith(("log_path", "suppressions")))
+            env[name] = ":".join(o for o in env[name].split(":") if not o.startswith("log_path"))
     run = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
                          text=True, timeout=120, env=env)
     return run.returncode, run.stderr[-3000:]
 
 
-@pytest.mark.xfail(SANITIZED, strict=True, reason=(
-    "_core.pyx's _central_differences loads and stores x's elements through a floating* at any "
-    "address: an unaligned x (np.frombuffer at an odd offset, which numerical_gradient accepts) is "
-    "a misaligned double access, undefined behaviour that UBSan reports (_core.c, "
-    "__pyx_f_5_core__central_differences). Only the sanitizer build can see it; tools/sanitize.sh "
-    "suppresses it for the rest of the suite (tests/test_numerical_gradient.py has unaligned x)"))
+# Under tools/sanitize.sh (else it passes trivially): _core's loop used to load and store x's
+# elements through a floating* at any address, a misaligned access for an unaligned x that UBSan
+# halts on; fixed in efe62ff (memcpy). In a child process, so a regression is one failed test.
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_numerical_gradient_of_unaligned_x_under_ubsan(dtype):
     status, stderr = run_python(f"""

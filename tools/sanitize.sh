@@ -49,15 +49,8 @@ echo "sanitize.sh: built in $((SECONDS - start)) s; running the tests"
 reports=$dir/reports
 rm -rf "$reports"
 mkdir -p "$reports"
-# Known reports, each pinned by a strict xfail that runs it without suppressions (in a child
-# process); delete a line here when its fix lands (the xfail then fails as XPASS: delete it too).
-cat > "$dir/ubsan.supp" <<'EOF'
-# misaligned double/float access in numerical_gradient's loop for an unaligned x:
-# tests/test_errors.py::test_numerical_gradient_of_unaligned_x_under_ubsan
-alignment:*_central_differences*
-EOF
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:allocator_may_return_null=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$reports/asan"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$dir/ubsan.supp"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 status=0
 # --capture=sys: pytest captures Python's output only, so a report that halts the process is not
 # lost in pytest's capture of file descriptor 2; stderr is also kept for the check below
