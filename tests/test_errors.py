@@ -145,14 +145,13 @@ def params(section, table):
 
 # (section, entry, case) -> why the fast half fails that row today; (section, entry, "*") covers
 # every case of an entry. Each becomes a strict xfail: when the fix lands it turns into an XPASS
-# failure, and its line here is deleted. Filled in next to the tables (the CONSTRUCTORS rows of
-# size 0 now). The rows that failed when the table was first run (accuracy and cross_entropy_error
+# failure, and its line here is deleted. Filled in next to the tables. The rows that failed when the table was first run (accuracy and cross_entropy_error
 # without label checks, models and Affine accepting any dtype, Affine's state changed on the way to
 # an error, f's and h's strings taken as numbers, unaligned labels, a stale scratch buffer after a
 # failed forward, NaN for an infinite pixel in the model's numerical gradient) were fixed in
-# ebd21f1 (and an unaligned x of numerical_gradient, a misaligned access under UBSan, in efe62ff).
-# Failures that are not rows are at the end of this file (a crash, in a child process; SGD with an
-# array lr) and, in test_stress.py, one model shared by eight threads for gradient().
+# ebd21f1 (and an unaligned x of numerical_gradient, a misaligned access under UBSan, in efe62ff);
+# sizes of 0, SGD with an array lr, biases not 1-D in the model's numerical gradient (a heap
+# overflow, run in a child process) and one model shared by threads for gradient() later.
 KNOWN = {}
 
 
@@ -430,12 +429,6 @@ CONSTRUCTORS = {
         "activation tanh": ((4, 5, 3, 0.01, "tanh"), ValueError, "tanh"),
     }.items()
 }
-ZERO_SIZES = ("the constructors accept a size of 0; the error comes at the first call and names "
-              "an internal array, e.g. TwoLayerNet(4, 5, 0).forward(np.ones((2, 4)), t) says "
-              "'x: empty input of shape (2, 0)' of an x that is (2, 4)")
-for _kind in ("TwoLayerNet", "TwoLayerNetwork"):
-    for _case in ("output_size 0 (C = 0)", "hidden_size 0", "input_size 0"):
-        KNOWN[("CONSTRUCTORS", _kind, _case)] = ZERO_SIZES
 
 
 def construct(kind, args):
@@ -904,10 +897,6 @@ def test_softmax_with_loss_failed_forward_keeps_the_last_good_state():
         same(layer.backward(1), expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "optimizers._kernel_ready lets any lr through for float64 p, and _core.sgd_update's double lr "
-    "then rejects an array: TypeError 'only 0-dimensional arrays can be converted to Python "
-    "scalars', where the reference's p -= lr * g broadcasts (found by tests/test_fuzz.py)"))
 @pytest.mark.parametrize("shape", [(1,), (3, 4)], ids=["lr (1,)", "lr (3, 4)"])
 def test_sgd_with_an_array_learning_rate(shape):
     lr = np.full(shape, 0.1)
@@ -963,11 +952,6 @@ BIASES_NOT_1D = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_core.twolayer_numerical_gradient checks b1 and b2 by size only and allocates their "
-    "gradients as PyArray_EMPTY(1, PyArray_DIMS(b)): for b of shape (1, H) that is 1 element, "
-    "into which csrc/twolayer.c writes H (heap overflow: a segfault for H = 64, a silently wrong "
-    "(1,)-shaped gradient for O = 3); a 0-d b reads a dimension that does not exist"))
 @pytest.mark.parametrize("case", list(BIASES_NOT_1D))
 def test_model_numerical_gradient_with_biases_not_1d(case):
     # NumPy broadcasting lets a bias be a row vector; the reference's numerical gradient then has

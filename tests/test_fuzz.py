@@ -13,8 +13,8 @@ fast (and derandomized, so it is the same run every time); a real fuzz run is e.
 Both the public face and the _core entry points it calls are fuzzed: _core re-checks every buffer
 it hands to C, and those checks are what keeps a kernel inside its arrays.
 
-Known failures are excluded here (see KNOWN in the test bodies) and pinned as strict xfails in
-tests/test_errors.py, so the fuzz keeps looking for new ones.
+Failures it found (an array learning rate for SGD; biases that are not 1-D in the model's
+numerical gradient, a heap overflow) are fixed and pinned in tests/test_errors.py.
 """
 
 import os
@@ -253,9 +253,6 @@ LEARNING_RATES = st.one_of(st.floats(), st.integers(-10, 10), st.none(), st.text
 def test_fuzz_sgd(p, g, lr):
     # SGD falls back to NumPy's p -= lr * g for what the kernel cannot take, so the oracle is the
     # reference: the same exception type, or the same bits
-    # KNOWN: an array lr (not 0-d) on float64 p goes to the kernel, whose double lr rejects it; the
-    # reference broadcasts (tests/test_errors.py, test_sgd_with_an_array_learning_rate)
-    assume(not (isinstance(lr, np.ndarray) and lr.ndim))
     before = freeze(g)
     expected, ref_error = p.copy(), None
     expected.flags.writeable = p.flags.writeable
@@ -363,7 +360,4 @@ def test_fuzz_core_entries(data, entry):
             attempt(_core.sparse_t_matmul, sparse, *more(2), outputs=(2,))
     else:
         args = [a, data.draw(labels_for(a.shape[0] if a.ndim else 1, 3))] + more(7)
-        # KNOWN: b1 or b2 (args 3, 5) not 1-D: the kernel writes past the end of the gradient it
-        # allocates from their first dimension (tests/test_errors.py, the subprocess xfail)
-        assume(all(np.ndim(args[i]) == 1 for i in (3, 5)))
         attempt(_core.twolayer_numerical_gradient, *args, flag, data.draw(st.booleans()), 1e-4)

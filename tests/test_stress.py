@@ -300,10 +300,6 @@ def test_eight_threads_on_shared_inputs_agree_with_a_serial_call(name):
         assert_same(result, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TwoLayerNetwork.gradient on one model from several threads: _train_forward/_train_backward "
-    "share the model's scratch buffers (_scratch, _last), so concurrent calls overwrite each "
-    "other's activations; the reference's gradient is a pure function of (params, x, t)"))
 def test_eight_threads_share_one_model_for_gradient():
     batches = [(rng.standard_normal((100, 64)), rng.integers(0, 10, 100)) for _ in range(8)]
     expected = [SHARED_MODEL.gradient(x, t) for x, t in batches]

@@ -425,10 +425,9 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
         _like(arr, name, cnp.NPY_DOUBLE, size, False)
     if out == 0:
         raise ValueError(f"W2: expected a non-empty (H, O) array, got shape {(<object> W2).shape}")
-    cdef cnp.ndarray gW1 = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(W1), cnp.NPY_DOUBLE, 0)
-    cdef cnp.ndarray gb1 = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(b1), cnp.NPY_DOUBLE, 0)
-    cdef cnp.ndarray gW2 = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(W2), cnp.NPY_DOUBLE, 0)
-    cdef cnp.ndarray gb2 = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(b2), cnp.NPY_DOUBLE, 0)
+    # shapes from the sizes, not from the arrays: a bias may be (1, H) or 0-d
+    cdef cnp.ndarray gW1 = _empty(inp * hid, cnp.NPY_DOUBLE), gb1 = _empty(hid, cnp.NPY_DOUBLE)
+    cdef cnp.ndarray gW2 = _empty(hid * out, cnp.NPY_DOUBLE), gb2 = _empty(out, cnp.NPY_DOUBLE)
     with nogil:
         bad = twolayer_numerical_gradient_c(
             <double *> cnp.PyArray_DATA(x), <int64_t *> cnp.PyArray_DATA(t),
@@ -442,7 +441,7 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
         raise MemoryError("twolayer_numerical_gradient: out of memory")
     if bad >= 0:
         _label_error(t, bad, out)
-    return gW1, gb1, gW2, gb2
+    return gW1.reshape(inp, hid), gb1, gW2.reshape(hid, out), gb2
 
 
 # ---------------------------------------------------------------------------- numerical gradient

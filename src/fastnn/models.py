@@ -13,6 +13,8 @@ When x is mostly zeros (MNIST: ~80%), the two products with x skip them (csrc/tw
 Scratch buffers are reused between steps; they are never handed to the caller.
 `numerical_gradient` is compiled too (csrc/twolayer.c): it never calls back into Python.
 """
+import threading
+
 import numpy as np
 
 from . import _core
@@ -38,19 +40,27 @@ def _dot_into(a, b, out):
 class _CompiledTwoLayer(_TwoLayerModel):
     """The compiled core shared by both models; a subclass provides _params_by_name()."""
 
+    def _setup(self, input_size, hidden_size, output_size, *args):
+        for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
+                           ("output_size", output_size)):
+            if not (isinstance(size, (int, np.integer)) and size > 0):
+                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        return super()._setup(input_size, hidden_size, output_size, *args)
+
     def _init_core(self):
+        self._lock = threading.Lock()  # gradient() is a function of its arguments, also in threads
         self._scratch = {}  # batch size -> (hidden activations, their gradient), never returned
         self._sparse = _core.SparseX()  # the nonzeros of the last training batch
         self._last = None  # (x, sparse x or None, z1, y, t) of the last training forward
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_scratch"], state["_sparse"], state["_last"] = {}, None, None
+        state["_scratch"], state["_sparse"], state["_last"], state["_lock"] = {}, None, None, None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._sparse = _core.SparseX()
+        self._sparse, self._lock = _core.SparseX(), threading.Lock()
 
     @property
     def _relu(self):
@@ -149,10 +159,11 @@ class _CompiledTwoLayer(_TwoLayerModel):
 
     def gradient(self, x, t):
         """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
-        self._train_forward(x, t)
         grads = {name: np.empty_like(param, dtype=self.dtype)
                  for name, param in self._params_by_name().items()}
-        self._train_backward(1, [grads[name] for name in PARAM_NAMES])
+        with self._lock:  # the scratch buffers are the model's: one gradient at a time
+            self._train_forward(x, t)
+            self._train_backward(1, [grads[name] for name in PARAM_NAMES])
         return grads
 
     def numerical_gradient(self, x, t, h=1e-4):
@@ -177,7 +188,8 @@ class _CompiledTwoLayer(_TwoLayerModel):
         if not np.isfinite(_core.softmax_ce_forward(s, t)[0]):
             # the book's loop sees a NaN loss on both sides of every difference
             grads = [np.full_like(g, np.nan) for g in grads]
-        return {name: g.astype(self.dtype, copy=False) for name, g in zip(PARAM_NAMES, grads)}
+        return {name: g.reshape(np.shape(param)).astype(self.dtype, copy=False)
+                for (name, param), g in zip(self._params_by_name().items(), grads)}
 
 
 class TwoLayerNet(_CompiledTwoLayer):

@@ -15,10 +15,10 @@ def _kernel_ready(p, g, lr):
     """True when the compiled update gives NumPy's `p -= lr * g` bit for bit: p and g of one float
     dtype and shape, contiguous, aligned, p writable, not overlapping (the kernel reads g after
     writing p), and lr a Python number (a NumPy float64 lr makes NumPy compute float32 p in
-    float64)."""
+    float64; an array lr broadcasts)."""
     return (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)
             and p.dtype == g.dtype and p.dtype in (np.float32, np.float64) and p.shape == g.shape
-            and (type(lr) in (int, float) or p.dtype == np.float64)
+            and (type(lr) in (int, float) or (p.dtype == np.float64 and np.ndim(lr) == 0))
             and p.flags.c_contiguous and g.flags.c_contiguous and p.flags.aligned
             and g.flags.aligned and p.flags.writeable and not np.may_share_memory(p, g))
 
