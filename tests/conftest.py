@@ -4,6 +4,7 @@ import importlib
 
 import numpy as np
 import pytest
+from helpers import num_threads
 
 HALVES = {"reference": "fastnn.reference", "fast": "fastnn"}
 
@@ -27,3 +28,10 @@ def reference():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1984)
+
+
+@pytest.fixture(params=[pytest.param(1, id="threads1"), pytest.param(2, id="threads2")])
+def threads(request):
+    """The kernels' thread count for one test, set back to the default (0) afterwards."""
+    with num_threads(request.param):
+        yield request.param

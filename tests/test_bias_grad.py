@@ -9,7 +9,6 @@ the float64 rounding) of the exact sum, while the float32 reference accumulates 
 """
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -20,11 +19,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
+from helpers import FLOATS, PARALLEL_MIN, num_threads, with_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
-
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
-PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN
 
 
 # --------------------------------------------------------------------------- helpers
@@ -45,54 +42,8 @@ def assert_sum_close(db, dout, dtype, accumulator=np.float64):
     assert np.all(error <= bound), f"max excess {np.max(error - bound)} over the bound"
 
 
-def with_layout(x, layout):
-    """An array equal to x in shape and values, laid out in memory as `layout` says; gaps of
-    strided views hold NaN, so a kernel reading them shows up."""
-    x = np.asarray(x)
-    if layout == "c":
-        return np.array(x, order="C")
-    if layout == "fortran":
-        return np.asfortranarray(x)
-    if layout == "strided":
-        big = np.full((2 * x.shape[0],) + x.shape[1:], np.nan, dtype=x.dtype)
-        big[::2] = x
-        return big[::2]
-    if layout == "strided_last":
-        big = np.full(x.shape[:-1] + (2 * x.shape[-1],), np.nan, dtype=x.dtype)
-        big[..., ::2] = x
-        return big[..., ::2]
-    if layout == "reversed":
-        index = (slice(None, None, -1),) * x.ndim
-        return np.array(x[index], order="C")[index]
-    if layout == "transposed":  # a C-contiguous array's transpose: Fortran order
-        return np.array(x.T, order="C").T
-    if layout == "readonly":
-        y = np.array(x, order="C")
-        y.flags.writeable = False
-        return y
-    if layout == "byteswapped":
-        return x.astype(x.dtype.newbyteorder())
-    raise ValueError(layout)
-
-
 LAYOUTS = ["c", "fortran", "strided", "strided_last", "reversed", "transposed", "readonly",
            "byteswapped"]
-
-
-@contextmanager
-def num_threads(n):
-    fastnn.set_num_threads(n)
-    try:
-        yield
-    finally:
-        fastnn.set_num_threads(0)
-
-
-@pytest.fixture(params=[pytest.param(1, id="threads1"), pytest.param(2, id="threads2")])
-def threads(request):
-    """The kernels' thread count for one test, set back to the default (0) afterwards."""
-    with num_threads(request.param):
-        yield request.param
 
 
 @st.composite

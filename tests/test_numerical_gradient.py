@@ -16,10 +16,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
+from helpers import FLOATS
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
 UINT = {np.dtype(np.float64): np.uint64, np.dtype(np.float32): np.uint32}
 
 

@@ -6,8 +6,6 @@ contraction off), in p's precision: the same operations NumPy performs for the r
 cannot take (other layouts, dtypes or shapes) go through the reference's NumPy expression.
 """
 
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,11 +15,9 @@ from numpy.testing import assert_array_equal
 
 import fastnn
 from fastnn import reference
+from helpers import FLOATS, PARALLEL_MIN
 
 pytestmark = pytest.mark.filterwarnings("error")
-
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
-PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN
 
 
 # --------------------------------------------------------------------------- helpers
@@ -44,22 +40,6 @@ def assert_same_bits(actual, desired):
 def copy_like(a):
     """A copy of a in the same memory order (C or Fortran)."""
     return a.copy(order="K")
-
-
-@contextmanager
-def num_threads(n):
-    fastnn.set_num_threads(n)
-    try:
-        yield
-    finally:
-        fastnn.set_num_threads(0)
-
-
-@pytest.fixture(params=[pytest.param(1, id="threads1"), pytest.param(2, id="threads2")])
-def threads(request):
-    """The kernels' thread count for one test, set back to the default (0) afterwards."""
-    with num_threads(request.param):
-        yield request.param
 
 
 @st.composite

@@ -8,7 +8,6 @@ smallest subnormals. Backward: bit-identical to the book's dout * (1 - out) * ou
 """
 
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -19,13 +18,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
+from helpers import FLOATS, LAYOUTS, MAX_ULPS, PARALLEL_MIN, num_threads, with_layout
 
 # Any overflow, divide or invalid-value warning is a failure.
 pytestmark = pytest.mark.filterwarnings("error")
-
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
-MAX_ULPS = 4
-PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN, the size from which OpenMP threads start
 
 
 # --------------------------------------------------------------------------- helpers
@@ -48,57 +44,6 @@ def assert_ulp_close(actual, desired, max_ulps=MAX_ULPS):
         i = int(np.argmax(ulps))
         raise AssertionError(f"{ulps.max()} ulps apart (> {max_ulps}): actual {a[i]!r}, "
                              f"desired {d[i]!r}")
-
-
-def with_layout(x, layout):
-    """An array equal to x in shape and values, laid out in memory as `layout` says.
-
-    Gaps of strided views hold NaN (or 0 for integers), so a kernel reading them shows up.
-    """
-    x = np.asarray(x)
-    if layout == "c":
-        return np.array(x, order="C")
-    if layout == "fortran":
-        return np.asfortranarray(x)
-    if layout == "strided":  # every other element along the first axis
-        poison = np.nan if x.dtype.kind == "f" else 0
-        big = np.full((2 * x.shape[0],) + x.shape[1:], poison, dtype=x.dtype)
-        big[::2] = x
-        return big[::2]
-    if layout == "strided_last":  # every other element along the last axis
-        poison = np.nan if x.dtype.kind == "f" else 0
-        big = np.full(x.shape[:-1] + (2 * x.shape[-1],), poison, dtype=x.dtype)
-        big[..., ::2] = x
-        return big[..., ::2]
-    if layout == "reversed":  # negative strides on every axis
-        index = (slice(None, None, -1),) * x.ndim
-        return np.array(x[index], order="C")[index]
-    if layout == "readonly":
-        y = np.array(x, order="C")
-        y.flags.writeable = False
-        return y
-    if layout == "byteswapped":
-        return x.astype(x.dtype.newbyteorder())
-    raise ValueError(layout)
-
-
-LAYOUTS = ["c", "fortran", "strided", "strided_last", "reversed", "readonly", "byteswapped"]
-
-
-@contextmanager
-def num_threads(n):
-    fastnn.set_num_threads(n)
-    try:
-        yield
-    finally:
-        fastnn.set_num_threads(0)
-
-
-@pytest.fixture(params=[pytest.param(1, id="threads1"), pytest.param(2, id="threads2")])
-def threads(request):
-    """The kernels' thread count for one test, set back to the default (0) afterwards."""
-    with num_threads(request.param):
-        yield request.param
 
 
 @st.composite

@@ -10,7 +10,6 @@ float32 losses agree to about eps32 * (1 + |loss|).
 """
 
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -21,13 +20,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, num_threads, with_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
 RTOL = {np.float64: 1e-13, np.float32: 4e-6}
 LOSS_RTOL = {np.float64: 1e-13, np.float32: 1e-6}
-PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN
 
 
 # --------------------------------------------------------------------------- helpers
@@ -67,54 +65,6 @@ def reference_layer(x, t, dout=1):
 def reference_forward(x, t):
     with np.errstate(all="ignore"):
         return reference.softmax_cross_entropy(x, t)
-
-
-def with_layout(x, layout):
-    """An array equal to x in shape and values, laid out in memory as `layout` says; gaps of
-    strided views hold NaN (floats) or -1 (integers), so a kernel reading them shows up."""
-    x = np.asarray(x)
-    poison = np.nan if x.dtype.kind == "f" else -1
-    if layout == "c":
-        return np.array(x, order="C")
-    if layout == "fortran":
-        return np.asfortranarray(x)
-    if layout == "strided":
-        big = np.full((2 * x.shape[0],) + x.shape[1:], poison, dtype=x.dtype)
-        big[::2] = x
-        return big[::2]
-    if layout == "strided_last":
-        big = np.full(x.shape[:-1] + (2 * x.shape[-1],), poison, dtype=x.dtype)
-        big[..., ::2] = x
-        return big[..., ::2]
-    if layout == "reversed":
-        index = (slice(None, None, -1),) * x.ndim
-        return np.array(x[index], order="C")[index]
-    if layout == "readonly":
-        y = np.array(x, order="C")
-        y.flags.writeable = False
-        return y
-    if layout == "byteswapped":
-        return x.astype(x.dtype.newbyteorder())
-    raise ValueError(layout)
-
-
-LAYOUTS = ["c", "fortran", "strided", "strided_last", "reversed", "readonly", "byteswapped"]
-
-
-@contextmanager
-def num_threads(n):
-    fastnn.set_num_threads(n)
-    try:
-        yield
-    finally:
-        fastnn.set_num_threads(0)
-
-
-@pytest.fixture(params=[pytest.param(1, id="threads1"), pytest.param(2, id="threads2")])
-def threads(request):
-    """The kernels' thread count for one test, set back to the default (0) afterwards."""
-    with num_threads(request.param):
-        yield request.param
 
 
 @st.composite

@@ -32,18 +32,16 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import _core, reference
+from helpers import FLOATS, MAX_ULPS, PARALLEL_MIN, num_threads
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
 ACTIVATIONS = [pytest.param("sigmoid", id="sigmoid"), pytest.param("relu", id="relu")]
 MODELS = [pytest.param("TwoLayerNet", id="TwoLayerNet"),
           pytest.param("TwoLayerNetwork", id="TwoLayerNetwork")]
 DATA = [pytest.param("sparse", id="sparse"), pytest.param("dense", id="dense")]
 LABELS = [pytest.param("index", id="index"), pytest.param("one_hot", id="one_hot")]
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
-PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN
-MAX_ULPS = 4  # the kernels' sigmoid against the reference's (tests/test_sigmoid.py)
 DEFAULT_THREADS = fastnn.get_num_threads()  # what set_num_threads(0) returns to
 
 # sizes 1..50 with the edges of 8 (float64) and 16 (float32) lane vectors drawn often: the AVX-512
@@ -53,15 +51,6 @@ SPECIALS = [np.nan, np.inf, -np.inf, -0.0]
 
 
 # --------------------------------------------------------------------------- helpers
-
-@contextmanager
-def num_threads(n):
-    fastnn.set_num_threads(n)
-    try:
-        yield
-    finally:
-        fastnn.set_num_threads(0)
-
 
 @contextmanager
 def counting_calls(name):

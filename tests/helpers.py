@@ -1,0 +1,54 @@
+"""Helpers shared by the kernel test files (imported as ``from helpers import ...``)."""
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import fastnn
+
+FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
+PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN, the size from which OpenMP threads start
+MAX_ULPS = 4  # the kernels' sigmoid against the reference's (tests/test_sigmoid.py)
+LAYOUTS = ["c", "fortran", "strided", "strided_last", "reversed", "readonly", "byteswapped"]
+
+
+@contextmanager
+def num_threads(n):
+    """The kernels' thread count set to n, back to the default (0) afterwards."""
+    fastnn.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fastnn.set_num_threads(0)
+
+
+def with_layout(x, layout):
+    """An array equal to x in shape and values, laid out in memory as `layout` says; gaps of
+    strided views hold NaN (floats) or -1 (integers), so a kernel reading them shows up."""
+    x = np.asarray(x)
+    poison = np.nan if x.dtype.kind == "f" else -1
+    if layout == "c":
+        return np.array(x, order="C")
+    if layout == "fortran":
+        return np.asfortranarray(x)
+    if layout == "strided":  # every other element along the first axis
+        big = np.full((2 * x.shape[0],) + x.shape[1:], poison, dtype=x.dtype)
+        big[::2] = x
+        return big[::2]
+    if layout == "strided_last":  # every other element along the last axis
+        big = np.full(x.shape[:-1] + (2 * x.shape[-1],), poison, dtype=x.dtype)
+        big[..., ::2] = x
+        return big[..., ::2]
+    if layout == "reversed":  # negative strides on every axis
+        index = (slice(None, None, -1),) * x.ndim
+        return np.array(x[index], order="C")[index]
+    if layout == "transposed":  # a C-contiguous array's transpose: Fortran order
+        return np.array(x.T, order="C").T
+    if layout == "readonly":
+        y = np.array(x, order="C")
+        y.flags.writeable = False
+        return y
+    if layout == "byteswapped":
+        return x.astype(x.dtype.newbyteorder())
+    raise ValueError(layout)
