@@ -145,13 +145,14 @@ def params(section, table):
 
 # (section, entry, case) -> why the fast half fails that row today; (section, entry, "*") covers
 # every case of an entry. Each becomes a strict xfail: when the fix lands it turns into an XPASS
-# failure, and its line here is deleted. Filled in next to the tables. The rows that failed when the table was first run (accuracy and cross_entropy_error
-# without label checks, models and Affine accepting any dtype, Affine's state changed on the way to
-# an error, f's and h's strings taken as numbers, unaligned labels, a stale scratch buffer after a
-# failed forward, NaN for an infinite pixel in the model's numerical gradient) were fixed in
-# ebd21f1 (and an unaligned x of numerical_gradient, a misaligned access under UBSan, in efe62ff);
-# sizes of 0, SGD with an array lr, biases not 1-D in the model's numerical gradient (a heap
-# overflow, run in a child process) and one model shared by threads for gradient() later.
+# failure, and its line here is deleted. Empty now. What failed when the table was first run, all
+# fixed since and pinned by these tests: accuracy and cross_entropy_error without label checks,
+# models and Affine accepting any dtype, Affine's state changed on the way to an error, f's and
+# h's strings taken as numbers, unaligned labels, a stale scratch buffer after a failed forward,
+# NaN for an infinite pixel in the model's numerical gradient (ebd21f1); a misaligned access for
+# an unaligned x of numerical_gradient under UBSan (efe62ff); model sizes of 0, SGD with an array
+# lr, a heap overflow for biases that are not 1-D in the model's numerical gradient (run in a
+# child process) and one model shared by threads for gradient() (c1a5961).
 KNOWN = {}
 
 
