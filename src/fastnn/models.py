@@ -177,8 +177,15 @@ class _CompiledTwoLayer(_TwoLayerModel):
         h = check_step(h)
         x = as_buffer(self._inputs(x), np.float64)
         p = {name: as_buffer(v, np.float64) for name, v in self._params_by_name().items()}
-        a1 = np.dot(x, p["W1"])
-        a1 += p["b1"]
+        a1 = np.empty((x.shape[0], p["W1"].shape[1]))
+        sparse = _core.SparseX()  # local: numerical_gradient touches no state of the model
+        if (sparse.fill(x) <= SPARSE_MAX_DENSITY * x.size and sparse.finite
+                and _core.all_finite(p["W1"])):
+            # also keeps BLAS's threads, which spin after a call, off the cores the kernel uses
+            _core.sparse_matmul(sparse, p["W1"], a1)
+        else:
+            _dot_into(x, p["W1"], a1)
+        a1 += p["b1"].reshape(-1)
         z1 = np.maximum(a1, 0) if self._relu else sigmoid(a1)
         s = np.dot(z1, p["W2"])
         s += p["b2"]
