@@ -358,10 +358,11 @@ cdef class SparseX:
         return pr[n]
 
 
-cdef cnp.ndarray _empty(Py_ssize_t size, int typenum):
-    cdef cnp.npy_intp dims[1]
-    dims[0] = size
-    return cnp.PyArray_EMPTY(1, dims, typenum, 0)
+cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
+    """A new C-contiguous array: (size,), or (size, cols) when cols >= 0."""
+    cdef cnp.npy_intp dims[2]
+    dims[0], dims[1] = size, cols
+    return cnp.PyArray_EMPTY(1 if cols < 0 else 2, dims, typenum, 0)
 
 
 cdef _sparse_combine(cnp.ndarray ptr, cnp.ndarray idx, cnp.ndarray a, cnp.ndarray X,
@@ -426,8 +427,8 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
     if out == 0:
         raise ValueError(f"W2: expected a non-empty (H, O) array, got shape {(<object> W2).shape}")
     # shapes from the sizes, not from the arrays: a bias may be (1, H) or 0-d
-    cdef cnp.ndarray gW1 = _empty(inp * hid, cnp.NPY_DOUBLE), gb1 = _empty(hid, cnp.NPY_DOUBLE)
-    cdef cnp.ndarray gW2 = _empty(hid * out, cnp.NPY_DOUBLE), gb2 = _empty(out, cnp.NPY_DOUBLE)
+    cdef cnp.ndarray gW1 = _empty(inp, cnp.NPY_DOUBLE, hid), gb1 = _empty(hid, cnp.NPY_DOUBLE)
+    cdef cnp.ndarray gW2 = _empty(hid, cnp.NPY_DOUBLE, out), gb2 = _empty(out, cnp.NPY_DOUBLE)
     with nogil:
         bad = twolayer_numerical_gradient_c(
             <double *> cnp.PyArray_DATA(x), <int64_t *> cnp.PyArray_DATA(t),
@@ -441,7 +442,7 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
         raise MemoryError("twolayer_numerical_gradient: out of memory")
     if bad >= 0:
         _label_error(t, bad, out)
-    return gW1.reshape(inp, hid), gb1, gW2.reshape(hid, out), gb2
+    return gW1, gb1, gW2, gb2
 
 
 # ---------------------------------------------------------------------------- numerical gradient

@@ -177,7 +177,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
         h = check_step(h)
         x = as_buffer(self._inputs(x), np.float64)
         p = {name: as_buffer(v, np.float64) for name, v in self._params_by_name().items()}
-        a1 = np.empty((x.shape[0], p["W1"].shape[1]))
+        a1 = np.empty((x.shape[0], p["W1"].shape[1]), np.float64)
         sparse = _core.SparseX()  # local: numerical_gradient touches no state of the model
         if (sparse.fill(x) <= SPARSE_MAX_DENSITY * x.size and sparse.finite
                 and _core.all_finite(p["W1"])):
