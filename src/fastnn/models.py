@@ -94,17 +94,18 @@ class _CompiledTwoLayer(_TwoLayerModel):
         s += p["b2"]
         return s
 
-    def _sparse_x(self, x, W1):
-        """The filled SparseX of x when x is sparse enough, else None. Also None when x or W1
-        holds inf or NaN: skipping x's zeros would drop the NaN that 0 * inf gives in BLAS."""
+    @staticmethod
+    def _sparse_x(x, W1, sparse):
+        """sparse (a SparseX) filled with x when x is sparse enough, else None. Also None when x
+        or W1 holds inf or NaN: skipping x's zeros would drop the NaN that 0 * inf gives in BLAS."""
         if not (_core.is_float_buffer(x, 2) and _core.is_float_buffer(W1, 2) and x.dtype == W1.dtype):
             return None
         sample = x.reshape(-1)[::61]  # a cheap look first: dense data skips the indexing
         if np.count_nonzero(sample) > SPARSE_MAX_DENSITY * sample.size:
             return None
-        if self._sparse.fill(x) > SPARSE_MAX_DENSITY * x.size or not self._sparse.finite:
+        if sparse.fill(x) > SPARSE_MAX_DENSITY * x.size or not sparse.finite:
             return None
-        return self._sparse if _core.all_finite(W1) else None
+        return sparse if _core.all_finite(W1) else None
 
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
@@ -116,7 +117,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
             hid = p["W1"].shape[1]
             self._scratch = {n: (np.empty((n, hid), self.dtype), np.empty((n, hid), self.dtype))}
         z1, _ = self._scratch[n]
-        sparse = self._sparse_x(x, p["W1"])
+        sparse = self._sparse_x(x, p["W1"], self._sparse)
         if sparse is None:
             _dot_into(x, p["W1"], z1)
         else:
@@ -178,13 +179,13 @@ class _CompiledTwoLayer(_TwoLayerModel):
         x = as_buffer(self._inputs(x), np.float64)
         p = {name: as_buffer(v, np.float64) for name, v in self._params_by_name().items()}
         a1 = np.empty((x.shape[0], p["W1"].shape[1]), np.float64)
-        sparse = _core.SparseX()  # local: numerical_gradient touches no state of the model
-        if (sparse.fill(x) <= SPARSE_MAX_DENSITY * x.size and sparse.finite
-                and _core.all_finite(p["W1"])):
-            # also keeps BLAS's threads, which spin after a call, off the cores the kernel uses
-            _core.sparse_matmul(sparse, p["W1"], a1)
-        else:
+        # a SparseX of its own: numerical_gradient touches no state of the model. The sparse
+        # product also keeps BLAS's threads, which spin after a call, off the kernel's cores.
+        sparse = self._sparse_x(x, p["W1"], _core.SparseX())
+        if sparse is None:
             _dot_into(x, p["W1"], a1)
+        else:
+            _core.sparse_matmul(sparse, p["W1"], a1)
         a1 += p["b1"].reshape(-1)
         z1 = np.maximum(a1, 0) if self._relu else sigmoid(a1)
         s = np.dot(z1, p["W2"])
