@@ -37,10 +37,10 @@ int FN(bias_grad)(const real *dout, ptrdiff_t n, ptrdiff_t d, real *db)
         return -1;
     /* column blocks of at least 256 (2 KiB of a row) per thread */
     int nt = n * d >= FASTNN_PARALLEL_MIN && d >= 512 ? fastnn_get_num_threads() : 1;
-    ptrdiff_t block = (d + nt - 1) / nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {
-        ptrdiff_t lo = b * block, hi = lo + block < d ? lo + block : d;
+        ptrdiff_t lo, hi;
+        thread_block(b, nt, d, &lo, &hi);
         if (lo < hi)
             add_rows(dout, n, d, lo, hi, acc);
     }

@@ -36,4 +36,12 @@ typedef double real;
 
 int fastnn_get_num_threads(void);
 
+/* [*lo, *hi): block b of nt near-equal blocks of [0, n), the share of thread b (may be empty) */
+static inline void thread_block(int b, int nt, ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    ptrdiff_t size = (n + nt - 1) / nt;
+    *lo = b * size < n ? b * size : n;
+    *hi = *lo + size < n ? *lo + size : n;
+}
+
 #endif

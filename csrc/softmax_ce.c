@@ -134,11 +134,11 @@ ptrdiff_t FN(softmax_ce_forward)(const real *x, const real *bias, const int64_t 
     if (bad >= 0)
         return bad;
     int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    ptrdiff_t block = (n + nt - 1) / nt;
     double total = 0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : total) if (nt > 1)
     for (int b = 0; b < nt; b++) {
-        ptrdiff_t lo = b * block, hi = lo + block < n ? lo + block : n;
+        ptrdiff_t lo, hi;
+        thread_block(b, nt, n, &lo, &hi);
         if (lo < hi)
             total += forward_rows(x, bias, t, y, lo, hi, c);
     }
@@ -169,10 +169,10 @@ ptrdiff_t FN(softmax_ce_backward)(const real *y, const int64_t *t, double dout, 
         return bad;
     real scale = (real)(dout / (double)n);
     int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    ptrdiff_t block = (n + nt - 1) / nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {
-        ptrdiff_t lo = b * block, hi = lo + block < n ? lo + block : n;
+        ptrdiff_t lo, hi;
+        thread_block(b, nt, n, &lo, &hi);
         if (lo < hi)
             backward_rows(y, t, scale, dx, lo, hi, c);
     }

@@ -44,10 +44,10 @@ static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, pt
 void FN(bias_act_forward)(real *a, const real *b, ptrdiff_t n, ptrdiff_t h, int relu)
 {
     int nt = n * h >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    ptrdiff_t block = (n + nt - 1) / nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int k = 0; k < nt; k++) {
-        ptrdiff_t lo = k * block, hi = lo + block < n ? lo + block : n;
+        ptrdiff_t lo, hi;
+        thread_block(k, nt, n, &lo, &hi);
         if (lo < hi)
             bias_act_rows(a, b, lo, hi, h, relu);
     }
@@ -239,10 +239,10 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
                         real *out, ptrdiff_t rows, ptrdiff_t h)
 {
     int nt = ptr[rows] * h >= 16 * FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    ptrdiff_t block = (rows + nt - 1) / nt;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {
-        ptrdiff_t lo = b * block, hi = lo + block < rows ? lo + block : rows;
+        ptrdiff_t lo, hi;
+        thread_block(b, nt, rows, &lo, &hi);
         if (lo < hi)
             combine_span(ptr, idx, a, X, out, lo, hi, h);
     }
