@@ -125,7 +125,7 @@ static int64_t compact_row(const real *xr, ptrdiff_t in, int64_t *cols, real *va
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FASTNN_NO_CLONES)
 #include <immintrin.h>
-#define HAVE_COMPACT_AVX512 1
+#define HAVE_AVX512 1
 /* AVX-512 version: a compare gives the nonzero lanes of 8 (16) elements, a compress packs them
  * and their indices to the front of a register, a full store writes them at m (the arrays have
  * room: the lanes past the count are overwritten later or never read). Register compresses, not
@@ -174,12 +174,12 @@ int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, 
                       real *vals, int64_t *colptr, int64_t *rows, real *cvals)
 {
     int64_t m = 0;
-#ifdef HAVE_COMPACT_AVX512
+#ifdef HAVE_AVX512
     int wide = __builtin_cpu_supports("avx512f");
 #endif
     for (ptrdiff_t r = 0; r < n; r++) {
         rowptr[r] = m;
-#ifdef HAVE_COMPACT_AVX512
+#ifdef HAVE_AVX512
         if (wide) {
             m = compact_row_avx512(x + r * in, in, cols, vals, m);
             continue;
@@ -234,17 +234,114 @@ static FASTNN_CLONES void combine_span(const int64_t *ptr, const int64_t *idx, c
         combine_rows(out + r * h, a, idx, ptr[r], ptr[r + 1], X, h);
 }
 
+#ifdef HAVE_AVX512
+/* AVX-512 version for narrow rows (h up to MAX_REGS registers: 64 doubles, 128 floats; the book's
+ * net has 50 hidden units): each output row is summed in registers, in two sets of nv accumulators
+ * taking alternate terms, and stored once. combine_span (above) loads and stores the row every four
+ * terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
+ * each case of the switch in combine_span_avx512. The last register is masked (a masked load never
+ * touches memory past h); the others are plain loads and stores. */
+#ifdef FASTNN_REAL_F32
+typedef __m512 vreal;
+#define VLANES 16
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VLOADM(m, p) _mm512_maskz_loadu_ps(m, p)
+#define VSTOREU(p, v) _mm512_storeu_ps(p, v)
+#define VSTOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VSET1(v) _mm512_set1_ps(v)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VZERO() _mm512_setzero_ps()
+#else
+typedef __m512d vreal;
+#define VLANES 8
+#define VLOADU(p) _mm512_loadu_pd(p)
+#define VLOADM(m, p) _mm512_maskz_loadu_pd(m, p)
+#define VSTOREU(p, v) _mm512_storeu_pd(p, v)
+#define VSTOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define VSET1(v) _mm512_set1_pd(v)
+#define VADD(a, b) _mm512_add_pd(a, b)
+#define VZERO() _mm512_setzero_pd()
+#endif
+#define MAX_REGS 8
+
+/* sum + coef * (register v of row), the last of nv registers holding the lanes `last` */
+__attribute__((target("avx512f"), always_inline)) static inline vreal
+add_term(vreal sum, vreal coef, const real *row, int v, int nv, uint32_t last)
+{
+    return VFMA(coef, v < nv - 1 ? VLOADU(row + v * VLANES) : VLOADM(last, row + v * VLANES), sum);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void
+combine_span_regs(const int64_t *ptr, const int64_t *idx, const real *a, const real *X, real *out,
+                  ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t h, const int nv)
+{
+    uint32_t last = (uint32_t)((1ULL << (h - (nv - 1) * VLANES)) - 1);
+    for (ptrdiff_t r = lo; r < hi; r++) {
+        vreal even[MAX_REGS], odd[MAX_REGS];
+        for (int v = 0; v < nv; v++)
+            even[v] = odd[v] = VZERO();
+        int64_t q = ptr[r];
+        for (; q + 2 <= ptr[r + 1]; q += 2) {
+            const real *x0 = X + idx[q] * h, *x1 = X + idx[q + 1] * h;
+            vreal a0 = VSET1(a[q]), a1 = VSET1(a[q + 1]);
+            for (int v = 0; v < nv; v++) {
+                even[v] = add_term(even[v], a0, x0, v, nv, last);
+                odd[v] = add_term(odd[v], a1, x1, v, nv, last);
+            }
+        }
+        if (q < ptr[r + 1]) {
+            const real *x0 = X + idx[q] * h;
+            vreal a0 = VSET1(a[q]);
+            for (int v = 0; v < nv; v++)
+                even[v] = add_term(even[v], a0, x0, v, nv, last);
+        }
+        real *o = out + r * h;
+        for (int v = 0; v < nv - 1; v++)
+            VSTOREU(o + v * VLANES, VADD(even[v], odd[v]));
+        VSTOREM(o + (nv - 1) * VLANES, last, VADD(even[nv - 1], odd[nv - 1]));
+    }
+}
+
+__attribute__((target("avx512f"))) static void combine_span_avx512(const int64_t *ptr,
+                                                                   const int64_t *idx, const real *a,
+                                                                   const real *X, real *out,
+                                                                   ptrdiff_t lo, ptrdiff_t hi,
+                                                                   ptrdiff_t h)
+{
+    switch ((h + VLANES - 1) / VLANES) {
+#define CASE(nv)                                                                                     \
+    case nv:                                                                                         \
+        combine_span_regs(ptr, idx, a, X, out, lo, hi, h, nv);                                      \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+#endif
+
 /* out (rows, h): out[r, :] = sum over q in [ptr[r], ptr[r + 1]) of a[q] X[idx[q], :] */
 void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, const real *X,
                         real *out, ptrdiff_t rows, ptrdiff_t h)
 {
     int nt = ptr[rows] * h >= 16 * FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+#ifdef HAVE_AVX512
+    int narrow = h >= 1 && h <= MAX_REGS * VLANES && __builtin_cpu_supports("avx512f");
+#endif
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {
         ptrdiff_t lo, hi;
         thread_block(b, nt, rows, &lo, &hi);
-        if (lo < hi)
-            combine_span(ptr, idx, a, X, out, lo, hi, h);
+        if (lo >= hi)
+            continue;
+#ifdef HAVE_AVX512
+        if (narrow) {
+            combine_span_avx512(ptr, idx, a, X, out, lo, hi, h);
+            continue;
+        }
+#endif
+        combine_span(ptr, idx, a, X, out, lo, hi, h);
     }
 }
 
