@@ -23,7 +23,7 @@ void fastnn_set_num_threads(int n);
     int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
                           T *vals, int64_t *colptr, int64_t *rows, T *cvals);                        \
     void sparse_combine_##S(const int64_t *ptr, const int64_t *idx, const T *a, const T *X, T *out,    \
-                            ptrdiff_t rows, ptrdiff_t h);
+                            ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h);
 
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)

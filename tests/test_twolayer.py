@@ -305,27 +305,29 @@ def test_sparse_matmul_and_t_matmul_match_numpy(dtype, data):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("h", [1, 7, 8, 9, 15, 16, 17, 50, 56, 63, 64, 65, 120, 127, 128, 129, 200])
-def test_sparse_products_every_register_count(dtype, h):
+@pytest.mark.parametrize("i", [40, 1100])
+def test_sparse_products_every_register_count(dtype, h, i):
     # h up to 8 registers (64 float64, 128 float32) takes the AVX-512 register kernel, one case per
     # register count, the last register masked unless h fills it; wider h the portable loop. Rows
     # with an odd and an even number of nonzeros, and empty ones (the two accumulator sets).
+    # i = 1100: W (i, h) is too big for the padded copy when h does not fill whole registers.
     rng = np.random.default_rng(h)
-    x = mnist_like(rng, 9, 40, 0.3).astype(dtype)
+    x = mnist_like(rng, 9, i, 0.3).astype(dtype)
     x[3] = 0
     x[:, 5] = 0
-    x[4, :] = 0
+    x[4] = 0
     x[4, 7] = 2.0  # one nonzero: the odd term alone
-    W = read_only(finite_weights(rng, (40, h), dtype))
+    W = read_only(finite_weights(rng, (i, h), dtype))
     d = read_only(finite_weights(rng, (9, h), dtype))
     sx = _core.SparseX()
     sx.fill(x)
-    out_buf, dW_buf = np.full(9 * h + 32, np.nan, dtype), np.full(40 * h + 32, np.nan, dtype)
-    out, dW = out_buf[:9 * h].reshape(9, h), dW_buf[:40 * h].reshape(40, h)  # poisoned
+    out_buf, dW_buf = np.full(9 * h + 32, np.nan, dtype), np.full(i * h + 32, np.nan, dtype)
+    out, dW = out_buf[:9 * h].reshape(9, h), dW_buf[:i * h].reshape(i, h)  # poisoned
     _core.sparse_matmul(sx, W, out)
     _core.sparse_t_matmul(sx, d, dW)
     assert_matmul_close(out, x, W)
     assert_matmul_close(dW, x.T, d)
-    assert np.isnan(out_buf[9 * h:]).all() and np.isnan(dW_buf[40 * h:]).all()  # nothing past the end
+    assert np.isnan(out_buf[9 * h:]).all() and np.isnan(dW_buf[i * h:]).all()  # nothing past the end
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -50,9 +50,11 @@ cdef extern from "fastnn.h" nogil:
     int sparse_index_f32(const float *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
                           int64_t *cols, float *vals, int64_t *colptr, int64_t *rows, float *cvals)
     void sparse_combine_f64(const int64_t *ptr, const int64_t *idx, const double *a,
-                            const double *X, double *out, Py_ssize_t rows, Py_ssize_t h)
+                            const double *X, double *out, Py_ssize_t rows, Py_ssize_t x_rows,
+                            Py_ssize_t h)
     void sparse_combine_f32(const int64_t *ptr, const int64_t *idx, const float *a,
-                            const float *X, float *out, Py_ssize_t rows, Py_ssize_t h)
+                            const float *X, float *out, Py_ssize_t rows, Py_ssize_t x_rows,
+                            Py_ssize_t h)
     Py_ssize_t twolayer_numerical_gradient_c "twolayer_numerical_gradient"(const double *x, const int64_t *t, const double *W1,
                                            const double *b1, const double *W2, const double *b2,
                                            const double *a1, const double *z1, const double *s,
@@ -366,7 +368,7 @@ cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
 
 
 cdef _sparse_combine(cnp.ndarray ptr, cnp.ndarray idx, cnp.ndarray a, cnp.ndarray X,
-                     cnp.ndarray out, Py_ssize_t rows, Py_ssize_t h, int typenum):
+                     cnp.ndarray out, Py_ssize_t rows, Py_ssize_t x_rows, Py_ssize_t h, int typenum):
     cdef const int64_t *pp = <int64_t *> cnp.PyArray_DATA(ptr)
     cdef const int64_t *pi = <int64_t *> cnp.PyArray_DATA(idx)
     cdef void *pa = cnp.PyArray_DATA(a)
@@ -374,9 +376,9 @@ cdef _sparse_combine(cnp.ndarray ptr, cnp.ndarray idx, cnp.ndarray a, cnp.ndarra
     cdef void *po = cnp.PyArray_DATA(out)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            sparse_combine_f64(pp, pi, <double *> pa, <double *> px, <double *> po, rows, h)
+            sparse_combine_f64(pp, pi, <double *> pa, <double *> px, <double *> po, rows, x_rows, h)
         else:
-            sparse_combine_f32(pp, pi, <float *> pa, <float *> px, <float *> po, rows, h)
+            sparse_combine_f32(pp, pi, <float *> pa, <float *> px, <float *> po, rows, x_rows, h)
 
 
 def sparse_matmul(SparseX x not None, cnp.ndarray W not None, cnp.ndarray out not None):
@@ -388,7 +390,7 @@ def sparse_matmul(SparseX x not None, cnp.ndarray W not None, cnp.ndarray out no
     cdef Py_ssize_t h = cnp.PyArray_DIM(W, 1)
     _like(W, "W", x.typenum, x.inp * h, False)
     _like(out, "out", x.typenum, x.n * h, True)
-    _sparse_combine(x.rowptr, x.cols, x.vals, W, out, x.n, h, x.typenum)
+    _sparse_combine(x.rowptr, x.cols, x.vals, W, out, x.n, x.inp, h, x.typenum)
 
 
 def sparse_t_matmul(SparseX x not None, cnp.ndarray d not None, cnp.ndarray dW not None):
@@ -400,7 +402,7 @@ def sparse_t_matmul(SparseX x not None, cnp.ndarray d not None, cnp.ndarray dW n
     cdef Py_ssize_t h = cnp.PyArray_DIM(d, 1)
     _like(d, "d", x.typenum, x.n * h, False)
     _like(dW, "dW", x.typenum, x.inp * h, True)
-    _sparse_combine(x.colptr, x.rows, x.cvals, d, dW, x.inp, h, x.typenum)
+    _sparse_combine(x.colptr, x.rows, x.cvals, d, dW, x.inp, x.n, h, x.typenum)
 
 
 def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
