@@ -29,6 +29,16 @@ typedef double real;
 #define FASTNN_CLONES
 #endif
 
+/* Explicit AVX-512 code (intrinsics in functions marked target("avx512f"), called only when
+ * fastnn_avx512() says so) where GCC's vectorised C falls short: same compilers. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FASTNN_NO_CLONES)
+#define FASTNN_AVX512 1
+#include <immintrin.h>
+#endif
+
+/* 1 when the explicit AVX-512 code is to run (threads.c) */
+int fastnn_avx512(void);
+
 /* Elementwise kernels run in chunks of this many elements; OpenMP starts threads only from
  * FASTNN_PARALLEL_MIN elements on, below that thread start-up costs more than it saves. */
 #define FASTNN_CHUNK 16384

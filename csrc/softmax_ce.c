@@ -16,11 +16,11 @@
 #include "fastnn.h"
 #include "vexp.h"
 
-#define LANES 8 /* independent accumulators: lets GCC vectorise the row sum */
-
-/* The row max on GCC's vector extension: a compare and a blend per register of 64 bytes. A plain
- * max loop is not vectorised without -ffast-math-like flags, and was a quarter of the forward. NaN
- * never wins a comparison; a NaN logit still makes its row NaN through the sum of exps. */
+/* The row max and sum run on GCC's vector extension, ACCS registers of 64 bytes at a time: independent
+ * accumulators, so the loops are bound by loads, not by the latency of one compare or add chain.
+ * (A plain max loop is not vectorised without -ffast-math-like flags.) The max is a compare and a
+ * blend per register; NaN never wins a comparison, and a NaN logit still makes its row NaN through
+ * the sum of exps. */
 #ifdef FASTNN_REAL_F32
 typedef int32_t ireal;
 #else
@@ -29,21 +29,26 @@ typedef int64_t ireal;
 typedef real rvec __attribute__((vector_size(64)));
 typedef ireal ivec __attribute__((vector_size(64)));
 #define RVEC_LANES ((ptrdiff_t)(sizeof(rvec) / sizeof(real)))
+#define ACCS 4
+#define ACC_SPAN (ACCS * RVEC_LANES)
 
 static inline real row_max(const real *x, ptrdiff_t c)
 {
     real m = x[0];
     ptrdiff_t j = 0;
-    if (c >= RVEC_LANES) {
-        rvec acc, v;
-        memcpy(&acc, x, sizeof acc);
-        for (j = RVEC_LANES; j + RVEC_LANES <= c; j += RVEC_LANES) {
-            memcpy(&v, x + j, sizeof v);
-            ivec greater = v > acc;
-            acc = (rvec)(((ivec)v & greater) | ((ivec)acc & ~greater));
-        }
-        for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
-            m = acc[l] > m ? acc[l] : m;
+    if (c >= ACC_SPAN) {
+        rvec acc[ACCS], v;
+        for (int a = 0; a < ACCS; a++)
+            memcpy(&acc[a], x + a * RVEC_LANES, sizeof v);
+        for (j = ACC_SPAN; j + ACC_SPAN <= c; j += ACC_SPAN)
+            for (int a = 0; a < ACCS; a++) {
+                memcpy(&v, x + j + a * RVEC_LANES, sizeof v);
+                ivec greater = v > acc[a];
+                acc[a] = (rvec)(((ivec)v & greater) | ((ivec)acc[a] & ~greater));
+            }
+        for (int a = 0; a < ACCS; a++)
+            for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
+                m = acc[a][l] > m ? acc[a][l] : m;
     }
     for (; j < c; j++)
         m = x[j] > m ? x[j] : m;
@@ -52,16 +57,19 @@ static inline real row_max(const real *x, ptrdiff_t c)
 
 static inline real row_sum(const real *y, ptrdiff_t c)
 {
-    real acc[LANES] = {0};
+    rvec acc[ACCS] = {{0}}, v;
     ptrdiff_t j = 0;
-    for (; j + LANES <= c; j += LANES)
-        for (int k = 0; k < LANES; k++)
-            acc[k] += y[j + k];
+    for (; j + ACC_SPAN <= c; j += ACC_SPAN)
+        for (int a = 0; a < ACCS; a++) {
+            memcpy(&v, y + j + a * RVEC_LANES, sizeof v);
+            acc[a] += v;
+        }
     real s = 0;
     for (; j < c; j++)
         s += y[j];
-    for (int k = 0; k < LANES; k++)
-        s += acc[k];
+    for (int a = 0; a < ACCS; a++)
+        for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
+            s += acc[a][l];
     return s;
 }
 
@@ -87,7 +95,7 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
 
 /* rows [lo, hi): fills y, returns the sum of the rows' losses */
 static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const int64_t *t, real *y,
-                                         ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c)
+                                         ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c, int avx512)
 {
     ptrdiff_t rows_per_block = c >= BLOCK ? 1 : BLOCK / c;
     double total = 0;
@@ -103,16 +111,14 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
             }
             real m = row_max(xi, c);
             if (c >= LONG_ROW) /* long rows: subtract and exp in one pass */
-                for (ptrdiff_t j = 0; j < c; j++)
-                    yi[j] = vexp(xi[j] - m);
+                vexp_span(xi, m, yi, c, avx512, i + 1 < hi ? xi + c : xi);
             else
                 for (ptrdiff_t j = 0; j < c; j++)
                     yi[j] = xi[j] - m;
         }
         real *yb = y + b * c;
         if (c < LONG_ROW) /* short rows: one exp sweep over the block, without a tail per row */
-            for (ptrdiff_t k = 0, len = (e - b) * c; k < len; k++)
-                yb[k] = vexp(yb[k]);
+            vexp_span(yb, 0, yb, (e - b) * c, avx512, yb);
         double guarded[BLOCK]; /* y[i, t_i] + 1e-7, then its log: one vector loop for the block */
         for (ptrdiff_t i = b; i < e; i++) {
             real *yi = y + i * c;
@@ -134,13 +140,14 @@ ptrdiff_t FN(softmax_ce_forward)(const real *x, const real *bias, const int64_t 
     if (bad >= 0)
         return bad;
     int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+    int avx512 = fastnn_avx512();
     double total = 0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : total) if (nt > 1)
     for (int b = 0; b < nt; b++) {
         ptrdiff_t lo, hi;
         thread_block(b, nt, n, &lo, &hi);
         if (lo < hi)
-            total += forward_rows(x, bias, t, y, lo, hi, c);
+            total += forward_rows(x, bias, t, y, lo, hi, c, avx512);
     }
     *loss = total / (double)n;
     return -1;

@@ -123,9 +123,7 @@ static int64_t compact_row(const real *xr, ptrdiff_t in, int64_t *cols, real *va
     return m;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FASTNN_NO_CLONES)
-#include <immintrin.h>
-#define HAVE_AVX512 1
+#ifdef FASTNN_AVX512
 /* AVX-512 version: a compare gives the nonzero lanes of 8 (16) elements, a compress packs them
  * and their indices to the front of a register, a full store writes them at m (the arrays have
  * room: the lanes past the count are overwritten later or never read). Register compresses, not
@@ -174,12 +172,12 @@ int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, 
                       real *vals, int64_t *colptr, int64_t *rows, real *cvals)
 {
     int64_t m = 0;
-#ifdef HAVE_AVX512
-    int wide = __builtin_cpu_supports("avx512f");
+#ifdef FASTNN_AVX512
+    int wide = fastnn_avx512();
 #endif
     for (ptrdiff_t r = 0; r < n; r++) {
         rowptr[r] = m;
-#ifdef HAVE_AVX512
+#ifdef FASTNN_AVX512
         if (wide) {
             m = compact_row_avx512(x + r * in, in, cols, vals, m);
             continue;
@@ -234,7 +232,7 @@ static FASTNN_CLONES void combine_span(const int64_t *ptr, const int64_t *idx, c
         combine_rows(out + r * h, a, idx, ptr[r], ptr[r + 1], X, h);
 }
 
-#ifdef HAVE_AVX512
+#ifdef FASTNN_AVX512
 /* AVX-512 version for narrow rows (h up to MAX_REGS registers: 64 doubles, 128 floats; the book's
  * net has 50 hidden units): each output row is summed in registers, in two sets of nv accumulators
  * taking alternate terms, and stored once. combine_span (above) loads and stores the row every four
@@ -327,8 +325,8 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
                         real *out, ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h)
 {
     int nt = ptr[rows] * h >= 16 * FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-#ifdef HAVE_AVX512
-    int narrow = h >= 1 && h <= MAX_REGS * VLANES && __builtin_cpu_supports("avx512f");
+#ifdef FASTNN_AVX512
+    int narrow = h >= 1 && h <= MAX_REGS * VLANES && fastnn_avx512();
     /* X's rows are read at random, a register at a time: when h does not fill whole registers,
        most of those loads straddle two cache lines. A small X is copied first to rows padded
        to whole registers, 64-byte aligned (a 784-50-10 step: 20% less time in x^T dz). */
@@ -350,7 +348,7 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
         thread_block(b, nt, rows, &lo, &hi);
         if (lo >= hi)
             continue;
-#ifdef HAVE_AVX512
+#ifdef FASTNN_AVX512
         if (narrow) {
             combine_span_avx512(ptr, idx, a, Xr, ldx, out, lo, hi, h);
             continue;
@@ -358,7 +356,7 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
 #endif
         combine_span(ptr, idx, a, X, out, lo, hi, h);
     }
-#ifdef HAVE_AVX512
+#ifdef FASTNN_AVX512
     free(block);
 #endif
 }

@@ -78,6 +78,91 @@ static inline double vexp(double x)
 
 #endif
 
+/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed).
+ * With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same
+ * reduction and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef,
+ * which rounds a subnormal result once and overflows to inf by itself: about half of vexp's
+ * instructions. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
+#ifdef FASTNN_AVX512
+#ifdef FASTNN_REAL_F32
+typedef __m512 vexp_vec;
+#define VEXP_LANES 16
+#define VEXP_MASK __mmask16
+#define VE(op) _mm512_##op##_ps
+#else
+typedef __m512d vexp_vec;
+#define VEXP_LANES 8
+#define VEXP_MASK __mmask8
+#define VE(op) _mm512_##op##_pd
+#endif
+
+__attribute__((target("avx512f"))) static inline vexp_vec vexp_avx512(vexp_vec x)
+{
+#ifdef FASTNN_REAL_F32
+    x = VE(min)(VE(set1)(89.0f), VE(max)(VE(set1)(-104.0f), x));
+    vexp_vec k = VE(roundscale)(VE(mul)(x, VE(set1)(0x1.715476p+0f)), _MM_FROUND_TO_NEAREST_INT);
+    vexp_vec r = VE(fnmadd)(k, VE(set1)(0x1.62e400p-1f), x);
+    r = VE(fnmadd)(k, VE(set1)(0x1.7f7d1cp-20f), r);
+    vexp_vec p = VE(set1)(1.0f / 5040.0f);
+    p = VE(fmadd)(p, r, VE(set1)(1.0f / 720.0f));
+    p = VE(fmadd)(p, r, VE(set1)(1.0f / 120.0f));
+    p = VE(fmadd)(p, r, VE(set1)(1.0f / 24.0f));
+    p = VE(fmadd)(p, r, VE(set1)(1.0f / 6.0f));
+    p = VE(fmadd)(p, r, VE(set1)(0.5f));
+    p = VE(fmadd)(p, r, VE(set1)(1.0f));
+    p = VE(fmadd)(p, r, VE(set1)(1.0f));
+#else
+    x = VE(min)(VE(set1)(710.0), VE(max)(VE(set1)(-746.0), x));
+    vexp_vec k = VE(roundscale)(VE(mul)(x, VE(set1)(0x1.71547652b82fep+0)), _MM_FROUND_TO_NEAREST_INT);
+    vexp_vec r = VE(fnmadd)(k, VE(set1)(0x1.62e42fee00000p-1), x);
+    r = VE(fnmadd)(k, VE(set1)(0x1.a39ef35793c76p-33), r);
+    vexp_vec r2 = VE(mul)(r, r), r4 = VE(mul)(r2, r2);
+#define PAIR(c0, c1) VE(fmadd)(r, VE(set1)(c1), VE(set1)(c0))
+    vexp_vec p23 = PAIR(1.0 / 2, 1.0 / 6), p45 = PAIR(1.0 / 24, 1.0 / 120);
+    vexp_vec p67 = PAIR(1.0 / 720, 1.0 / 5040), p89 = PAIR(1.0 / 40320, 1.0 / 362880);
+    vexp_vec p1011 = PAIR(1.0 / 3628800, 1.0 / 39916800);
+    vexp_vec p1213 = PAIR(1.0 / 479001600, 1.0 / 6227020800.0);
+#undef PAIR
+    vexp_vec p4_7 = VE(fmadd)(r2, p67, p45);
+    vexp_vec p8_13 = VE(fmadd)(r4, p1213, VE(fmadd)(r2, p1011, p89));
+    vexp_vec p = VE(fmadd)(r4, VE(fmadd)(r4, p8_13, p4_7), VE(mul)(r2, p23));
+    p = VE(add)(VE(set1)(1.0), VE(add)(r, p));
+#endif
+    return VE(scalef)(p, k);
+}
+
+__attribute__((target("avx512f"))) static inline void vexp_span_avx512(const real *x, real shift,
+                                                                       real *y, ptrdiff_t n,
+                                                                       const real *ahead)
+{
+    vexp_vec s = VE(set1)(shift);
+    ptrdiff_t j = 0;
+    for (; j + VEXP_LANES <= n; j += VEXP_LANES) {
+        _mm_prefetch((const char *)(ahead + j), _MM_HINT_T0);
+        VE(storeu)(y + j, vexp_avx512(VE(sub)(VE(loadu)(x + j), s)));
+    }
+    if (j < n) {
+        VEXP_MASK m = (VEXP_MASK)((1u << (n - j)) - 1);
+        VE(mask_storeu)(y + j, m, vexp_avx512(VE(sub)(VE(maskz_loadu)(m, x + j), s)));
+    }
+}
+#undef VE
+#endif
+
+static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int avx512,
+                             const real *ahead)
+{
+#ifdef FASTNN_AVX512
+    if (avx512) {
+        vexp_span_avx512(x, shift, y, n, ahead);
+        return;
+    }
+#endif
+    (void)avx512, (void)ahead;
+    for (ptrdiff_t j = 0; j < n; j++)
+        y[j] = vexp(x[j] - shift);
+}
+
 /* vlog: a log that GCC vectorises, float64 only (the losses are summed in float64).
  * x = 2^e * m with m in [sqrt(1/2), sqrt(2)); log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716,
  * as the odd series 2 (s + s^3/3 + ... + s^23/23): the first omitted term is below 1e-18.

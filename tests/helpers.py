@@ -23,6 +23,22 @@ def num_threads(n):
         fastnn.set_num_threads(0)
 
 
+VECTOR_PATHS = ["avx512", "portable"]
+
+
+@contextmanager
+def vector_path(path):
+    """The kernels' explicit AVX-512 code ("avx512", where the CPU has it) or their portable code
+    ("portable"), AVX-512 again afterwards. Skips the test for "avx512" on a CPU without it."""
+    from fastnn import _core
+    if not _core.set_avx512(path == "avx512") and path == "avx512":
+        pytest.skip("no AVX-512 on this CPU")
+    try:
+        yield
+    finally:
+        _core.set_avx512(True)
+
+
 def with_layout(x, layout):
     """An array equal to x in shape and values, laid out in memory as `layout` says; gaps of
     strided views hold NaN (floats) or -1 (integers), so a kernel reading them shows up."""

@@ -20,7 +20,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, num_threads, with_layout
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, num_threads, vector_path, with_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -89,13 +89,15 @@ def batches(draw, dtype, max_abs=1000.0):
 
 # --------------------------------------------------------------------------- forward
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
 @settings(max_examples=100, deadline=None)
-def test_forward_matches_reference(dtype, data):
+def test_forward_matches_reference(dtype, path, data):
     x, t = data.draw(batches(dtype))
     x_before, t_before = x.copy(), t.copy()
-    loss, y = fastnn.softmax_cross_entropy(x, t)
+    with vector_path(path):
+        loss, y = fastnn.softmax_cross_entropy(x, t)
     ref_loss, ref_y = reference_forward(x, t)
     assert_probabilities_close(y, ref_y, dtype)
     assert_loss_close(loss, ref_loss, dtype)
@@ -179,13 +181,14 @@ EXTREMES = {
 }
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("case", list(EXTREMES))
 @pytest.mark.parametrize("label", [0, -1], ids=["t_first", "t_last"])
-def test_extremes_as_reference_without_warnings(case, label):
+def test_extremes_as_reference_without_warnings(case, label, path):
     dtype, x = EXTREMES[case]
     x = np.array(x, dtype=dtype)
     t = np.full(x.shape[0], label % x.shape[1])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), vector_path(path):
         warnings.simplefilter("error")
         loss, y = fastnn.softmax_cross_entropy(x, t)
         layer = fastnn.layers.SoftmaxWithLoss()
@@ -206,14 +209,16 @@ def test_extremes_as_reference_without_warnings(case, label):
         assert_array_equal(y[i:i + 1], row)
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("position", [0, 3, 7, 8, 998, 1002])
-def test_nan_anywhere_in_a_long_row_propagates(dtype, position):
-    # the row maximum runs in 8 lanes plus a tail: a NaN in any lane or the tail must not be
-    # dropped by a max
+@pytest.mark.parametrize("position", [0, 3, 7, 8, 17, 40, 63, 100, 998, 1002])
+def test_nan_anywhere_in_a_long_row_propagates(dtype, position, path):
+    # the row maximum runs in four registers of 8 (float32: 16) lanes plus a tail, the exp in
+    # registers plus a masked tail: a NaN in any lane or the tail must not be dropped by a max
     x = np.random.default_rng(position).standard_normal((2, 1003)).astype(dtype)
     x[1, position] = np.nan
-    loss, y = fastnn.softmax_cross_entropy(x, np.array([5, 5]))
+    with vector_path(path):
+        loss, y = fastnn.softmax_cross_entropy(x, np.array([5, 5]))
     ref_loss, ref_y = reference_forward(x, np.array([5, 5]))
     assert np.isnan(loss) and np.isnan(ref_loss)
     assert np.all(np.isnan(y[1])) and not np.any(np.isnan(y[0]))

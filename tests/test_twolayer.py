@@ -32,7 +32,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import _core, reference
-from helpers import FLOATS, MAX_ULPS, PARALLEL_MIN, num_threads
+from helpers import FLOATS, MAX_ULPS, PARALLEL_MIN, VECTOR_PATHS, num_threads, vector_path
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -278,10 +278,11 @@ def matrices(draw, dtype, shape=None, max_abs=None, max_rows=12, max_cols=50):
 
 # ================================================================ sparse_index, sparse_combine
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=300, deadline=None)
-def test_sparse_matmul_and_t_matmul_match_numpy(dtype, data):
+@settings(max_examples=150, deadline=None)
+def test_sparse_matmul_and_t_matmul_match_numpy(dtype, path, data):
     x = read_only(data.draw(sparse_x(dtype)))
     n, i = x.shape
     h = data.draw(SIZES)
@@ -291,11 +292,12 @@ def test_sparse_matmul_and_t_matmul_match_numpy(dtype, data):
     kept = x.copy(), W.copy(), d.copy()
 
     sx = _core.SparseX()
-    assert sx.fill(x) == np.count_nonzero(x)  # NaN and inf count, -0.0 does not
     out = np.full((n, h), np.nan, dtype)  # poisoned: every entry must be written
-    _core.sparse_matmul(sx, W, out)
     dW = np.full((i, h), np.nan, dtype)
-    _core.sparse_t_matmul(sx, d, dW)
+    with vector_path(path):
+        assert sx.fill(x) == np.count_nonzero(x)  # NaN and inf count, -0.0 does not
+        _core.sparse_matmul(sx, W, out)
+        _core.sparse_t_matmul(sx, d, dW)
 
     assert_matmul_close(out, x, W)
     assert_matmul_close(dW, x.T, d)
@@ -303,10 +305,11 @@ def test_sparse_matmul_and_t_matmul_match_numpy(dtype, data):
         assert same_bits(before, after)
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("h", [1, 7, 8, 9, 15, 16, 17, 50, 56, 63, 64, 65, 120, 127, 128, 129, 200])
 @pytest.mark.parametrize("i", [40, 1100])
-def test_sparse_products_every_register_count(dtype, h, i):
+def test_sparse_products_every_register_count(dtype, h, i, path):
     # h up to 8 registers (64 float64, 128 float32) takes the AVX-512 register kernel, one case per
     # register count, the last register masked unless h fills it; wider h the portable loop. Rows
     # with an odd and an even number of nonzeros, and empty ones (the two accumulator sets).
@@ -320,11 +323,12 @@ def test_sparse_products_every_register_count(dtype, h, i):
     W = read_only(finite_weights(rng, (i, h), dtype))
     d = read_only(finite_weights(rng, (9, h), dtype))
     sx = _core.SparseX()
-    sx.fill(x)
     out_buf, dW_buf = np.full(9 * h + 32, np.nan, dtype), np.full(i * h + 32, np.nan, dtype)
     out, dW = out_buf[:9 * h].reshape(9, h), dW_buf[:i * h].reshape(i, h)  # poisoned
-    _core.sparse_matmul(sx, W, out)
-    _core.sparse_t_matmul(sx, d, dW)
+    with vector_path(path):
+        sx.fill(x)
+        _core.sparse_matmul(sx, W, out)
+        _core.sparse_t_matmul(sx, d, dW)
     assert_matmul_close(out, x, W)
     assert_matmul_close(dW, x.T, d)
     assert np.isnan(out_buf[9 * h:]).all() and np.isnan(dW_buf[i * h:]).all()  # nothing past the end

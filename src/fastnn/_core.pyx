@@ -20,6 +20,8 @@ cnp.import_array()
 cdef extern from "fastnn.h" nogil:
     void fastnn_set_num_threads(int n)
     int fastnn_get_num_threads()
+    void fastnn_set_avx512(int on)
+    int fastnn_avx512()
     void sigmoid_forward_f64(const double *x, double *y, Py_ssize_t n)
     void sigmoid_forward_f32(const float *x, float *y, Py_ssize_t n)
     void sigmoid_backward_f64(const double *dout, const double *out, double *dx, Py_ssize_t n)
@@ -73,6 +75,13 @@ def set_num_threads(int n):
 def get_num_threads():
     """Threads the kernels use for large inputs (1 when built without OpenMP)."""
     return fastnn_get_num_threads()
+
+
+def set_avx512(bint on):
+    """For the tests: on runs the explicit AVX-512 code where the CPU has it (the default), off
+    the portable code. Returns whether the AVX-512 code now runs."""
+    fastnn_set_avx512(on)
+    return bool(fastnn_avx512())
 
 
 # ---------------------------------------------------------------------------- buffer checks
