@@ -32,23 +32,41 @@ typedef ireal ivec __attribute__((vector_size(64)));
 #define ACCS 4
 #define ACC_SPAN (ACCS * RVEC_LANES)
 
+static inline void load(rvec *v, const real *p)
+{
+    memcpy(v, p, sizeof *v);
+}
+
+/* *a = max(*a, *b) lane by lane (pointers: no 64-byte vectors passed by value, whose ABI differs
+ * between the clones) */
+static inline void vmax(rvec *a, const rvec *b)
+{
+    ivec greater = *b > *a;
+    *a = (rvec)(((ivec)*b & greater) | ((ivec)*a & ~greater));
+}
+
+/* ACCS registers at a time, then one (short rows), then the tail */
 static inline real row_max(const real *x, ptrdiff_t c)
 {
     real m = x[0];
     ptrdiff_t j = 0;
-    if (c >= ACC_SPAN) {
+    if (c >= RVEC_LANES) {
         rvec acc[ACCS], v;
         for (int a = 0; a < ACCS; a++)
-            memcpy(&acc[a], x + a * RVEC_LANES, sizeof v);
-        for (j = ACC_SPAN; j + ACC_SPAN <= c; j += ACC_SPAN)
+            load(&acc[a], x);
+        for (j = RVEC_LANES; j + ACC_SPAN <= c; j += ACC_SPAN)
             for (int a = 0; a < ACCS; a++) {
-                memcpy(&v, x + j + a * RVEC_LANES, sizeof v);
-                ivec greater = v > acc[a];
-                acc[a] = (rvec)(((ivec)v & greater) | ((ivec)acc[a] & ~greater));
+                load(&v, x + j + a * RVEC_LANES);
+                vmax(&acc[a], &v);
             }
-        for (int a = 0; a < ACCS; a++)
-            for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
-                m = acc[a][l] > m ? acc[a][l] : m;
+        for (; j + RVEC_LANES <= c; j += RVEC_LANES) {
+            load(&v, x + j);
+            vmax(&acc[0], &v);
+        }
+        for (int a = 1; a < ACCS; a++)
+            vmax(&acc[0], &acc[a]);
+        for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
+            m = acc[0][l] > m ? acc[0][l] : m;
     }
     for (; j < c; j++)
         m = x[j] > m ? x[j] : m;
@@ -61,15 +79,20 @@ static inline real row_sum(const real *y, ptrdiff_t c)
     ptrdiff_t j = 0;
     for (; j + ACC_SPAN <= c; j += ACC_SPAN)
         for (int a = 0; a < ACCS; a++) {
-            memcpy(&v, y + j + a * RVEC_LANES, sizeof v);
+            load(&v, y + j + a * RVEC_LANES);
             acc[a] += v;
         }
+    for (; j + RVEC_LANES <= c; j += RVEC_LANES) {
+        load(&v, y + j);
+        acc[0] += v;
+    }
     real s = 0;
     for (; j < c; j++)
         s += y[j];
-    for (int a = 0; a < ACCS; a++)
-        for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
-            s += acc[a][l];
+    for (int a = 1; a < ACCS; a++)
+        acc[0] += acc[a];
+    for (ptrdiff_t l = 0; l < RVEC_LANES; l++)
+        s += acc[0][l];
     return s;
 }
 
