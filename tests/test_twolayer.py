@@ -900,6 +900,44 @@ def test_model_thread_counts_agree(activation, dtype):
     assert_grads_close(grads2, ref_grads, ref, x, t, dtype)
 
 
+def blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("kind, rows, expected", [("sparse", 4096, 1), ("sparse", 100, 2),
+                                                  ("dense", 4096, 2)])
+def test_big_sparse_step_holds_blas_to_one_thread(kind, rows, expected):
+    # BLAS's threads spin between calls and would take the cores from fastnn's OpenMP threads:
+    # a sparse step big enough for those (N * H >= PARALLEL_MIN) runs BLAS on one thread, and
+    # gives BLAS its threads back afterwards; a small or dense step leaves BLAS alone
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(73)
+    x, t = make_data(kind, rng, rows, 100, O)
+    original = _core.bias_act_forward  # called between the forward's products
+    seen = []
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return original(*args)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"), num_threads(2):
+        assert blas_threads() and set(blas_threads()) == {2}
+        model = fastnn.TwoLayerNet(100, 64, O, 0.3, seed=74)
+        _core.bias_act_forward = spy
+        try:
+            with counting_calls("sparse_matmul") as calls:
+                model.forward(x, t)
+        finally:
+            _core.bias_act_forward = original
+        model.backward()
+        assert len(calls) == (kind == "sparse")
+        assert set(blas_threads()) == {2}
+    assert (rows * 64 >= _core.PARALLEL_MIN) == (rows == 4096)
+    assert [set(s) for s in seen] == [{expected}]
+
+
 # ====================================================================== twolayer_numerical_gradient
 
 NG_TOL = 1e-8  # the requirement; measured ~2e-11 (the reference loop's own rounding)

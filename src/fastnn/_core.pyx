@@ -17,6 +17,12 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+cdef extern from "real.h" nogil:
+    enum: FASTNN_PARALLEL_MIN
+
+# elements from which the kernels start OpenMP threads (csrc/real.h)
+PARALLEL_MIN = FASTNN_PARALLEL_MIN
+
 cdef extern from "fastnn.h" nogil:
     void fastnn_set_num_threads(int n)
     int fastnn_get_num_threads()
