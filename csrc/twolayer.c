@@ -111,14 +111,17 @@ int FN(all_finite)(const real *a, ptrdiff_t n)
  * NumPy's BLAS; both sum the same products, in another order.
  */
 
-/* Appends the nonzeros of row xr (in elements) to cols/vals from m on; returns the new m.
- * Portable version: branch-free, every element written, the count advanced only for nonzeros. */
-static int64_t compact_row(const real *xr, ptrdiff_t in, int64_t *cols, real *vals, int64_t m)
+/* Appends the nonzeros of row xr (in elements) to cols/vals from m on, and sets `bit` in word[i]
+ * for each nonzero xr[i]; returns the new m. Portable version: branch-free, every element
+ * written, the count advanced only for nonzeros. */
+static int64_t compact_row(const real *xr, ptrdiff_t in, int64_t *cols, real *vals, int64_t m,
+                           uint64_t *word, uint64_t bit)
 {
     for (ptrdiff_t i = 0; i < in; i++) {
         cols[m] = i;
         vals[m] = xr[i];
         m += xr[i] != 0;
+        word[i] |= xr[i] != 0 ? bit : 0;
     }
     return m;
 }
@@ -130,8 +133,10 @@ static int64_t compact_row(const real *xr, ptrdiff_t in, int64_t *cols, real *va
  * memory ones, which are microcoded on some CPUs. */
 __attribute__((target("avx512f"))) static int64_t compact_row_avx512(const real *xr, ptrdiff_t in,
                                                                      int64_t *cols, real *vals,
-                                                                     int64_t m)
+                                                                     int64_t m, uint64_t *word,
+                                                                     uint64_t bit)
 {
+    const __m512i bits = _mm512_set1_epi64((long long)bit);
 #ifdef FASTNN_REAL_F32
     const ptrdiff_t lanes = 16;
     __m512i idx_lo = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
@@ -145,6 +150,11 @@ __attribute__((target("avx512f"))) static int64_t compact_row_avx512(const real 
         _mm512_storeu_si512(cols + m, _mm512_maskz_compress_epi64((__mmask8)k, lo));
         _mm512_storeu_si512(cols + m + c, _mm512_maskz_compress_epi64((__mmask8)(k >> 8), hi));
         m += __builtin_popcount(k);
+        for (int half = 0; half < 2; half++) {
+            __m512i w = _mm512_loadu_si512(word + i + 8 * half);
+            w = _mm512_mask_or_epi64(w, (__mmask8)(k >> (8 * half)), w, bits);
+            _mm512_storeu_si512(word + i + 8 * half, w);
+        }
     }
 #else
     const ptrdiff_t lanes = 8;
@@ -156,51 +166,70 @@ __attribute__((target("avx512f"))) static int64_t compact_row_avx512(const real 
         _mm512_storeu_pd(vals + m, _mm512_maskz_compress_pd(k, v));
         _mm512_storeu_si512(cols + m, _mm512_maskz_compress_epi64(k, _mm512_add_epi64(idx, _mm512_set1_epi64(i))));
         m += __builtin_popcount(k);
+        __m512i w = _mm512_loadu_si512(word + i);
+        _mm512_storeu_si512(word + i, _mm512_mask_or_epi64(w, k, w, bits));
     }
 #endif
     int64_t start = m;
-    m = compact_row(xr + i, in - i, cols + m, vals + m, 0) + start;
+    m = compact_row(xr + i, in - i, cols + m, vals + m, 0, word + i, bit) + start;
     for (int64_t q = start; q < m; q++) /* the tail's indices are relative to i */
         cols[q] += i;
     return m;
 }
 #endif
 
-/* the nonzeros of x (n, in): CSR and CSC; cols, vals, rows, cvals with room for n * in + 16.
- * Returns 1 when they are all finite, 0 otherwise. */
+static inline int lowest_set_bit(uint64_t b)
+{
+#ifdef __GNUC__
+    return __builtin_ctzll(b);
+#else
+    int k = 0;
+    for (; !(b & 1); b >>= 1)
+        k++;
+    return k;
+#endif
+}
+
+/* The nonzeros of x (n, in): CSR (rowptr, cols, vals) row by row, and CSC (colptr, rows, cvals)
+ * column by column from a bit per element (bit r % 64 of bits[(r / 64) * in + i] is set when
+ * x[r, i] != 0), so that both are written in order (a counting sort of the CSR scatters its writes
+ * over all the columns: twice as slow). cols, vals, rows, cvals have room for n * in + 16.
+ * Returns 1 when the nonzeros are all finite, 0 otherwise, -1 without memory. */
 int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,
                       real *vals, int64_t *colptr, int64_t *rows, real *cvals)
 {
+    ptrdiff_t words = (n + 63) / 64;
+    uint64_t *bits = calloc((size_t)(words * in > 0 ? words * in : 1), sizeof *bits);
+    if (!bits)
+        return -1;
     int64_t m = 0;
 #ifdef FASTNN_AVX512
     int wide = fastnn_avx512();
 #endif
     for (ptrdiff_t r = 0; r < n; r++) {
         rowptr[r] = m;
+        uint64_t *word = bits + (r / 64) * in, bit = 1ULL << (r % 64);
 #ifdef FASTNN_AVX512
         if (wide) {
-            m = compact_row_avx512(x + r * in, in, cols, vals, m);
+            m = compact_row_avx512(x + r * in, in, cols, vals, m, word, bit);
             continue;
         }
 #endif
-        m = compact_row(x + r * in, in, cols, vals, m);
+        m = compact_row(x + r * in, in, cols, vals, m, word, bit);
     }
     rowptr[n] = m;
-    for (ptrdiff_t i = 0; i <= in; i++)
-        colptr[i] = 0;
-    for (int64_t q = 0; q < m; q++)
-        colptr[cols[q] + 1]++;
-    for (ptrdiff_t i = 0; i < in; i++)
-        colptr[i + 1] += colptr[i];
-    for (ptrdiff_t r = 0; r < n; r++) /* in row order, so each column's rows ascend */
-        for (int64_t q = rowptr[r]; q < rowptr[r + 1]; q++) {
-            int64_t p = colptr[cols[q]]++;
-            rows[p] = r;
-            cvals[p] = vals[q];
-        }
-    for (ptrdiff_t i = in; i > 0; i--) /* the fill moved each column's start to its end */
-        colptr[i] = colptr[i - 1];
-    colptr[0] = 0;
+    int64_t p = 0;
+    for (ptrdiff_t i = 0; i < in; i++) {
+        colptr[i] = p;
+        for (ptrdiff_t w = 0; w < words; w++)
+            for (uint64_t b = bits[w * in + i]; b; b &= b - 1) {
+                ptrdiff_t r = w * 64 + lowest_set_bit(b);
+                rows[p] = r;
+                cvals[p++] = x[r * in + i];
+            }
+    }
+    colptr[in] = p;
+    free(bits);
     return all_finite_span(vals, m);
 }
 

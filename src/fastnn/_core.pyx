@@ -371,6 +371,9 @@ cdef class SparseX:
             else:
                 finite = sparse_index_f32(<float *> px, n, inp, pr, pc, <float *> pv, qc, qr,
                                           <float *> qv)
+        if finite < 0:
+            self.n = -1  # nothing usable in the buffers
+            raise MemoryError("SparseX.fill: no memory for the column index")
         self.finite = finite
         return pr[n]
 
