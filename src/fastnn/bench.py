@@ -296,16 +296,22 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
                   f"{'torch':>11s}")
         print_fn(header)
         print_fn("-" * len(header))
-        results = []
+        timed = []
         for case in cases:
             t_fast = median_time(case.fast, repeat=repeat)
             if case.extrapolated:
                 t_ref = statistics.median(case.ref() for _ in range(min(repeat, 3)))
             else:
                 t_ref = median_time(case.ref, repeat=repeat)
+            timed.append((t_fast, t_ref))
+        # PyTorch after all the others: its threads keep a core busy for a while after its calls,
+        # which slowed the next fastnn row with 2 threads up to 9x
+        torch_times = [median_time(case.torch, repeat=repeat) if case.torch else None
+                       for case in cases]
+        results = []
+        for case, (t_fast, t_ref), t_torch in zip(cases, timed, torch_times):
             ratio = case.ratio_of(t_fast, t_ref) if case.ratio_of else t_ref / t_fast
             bound = case.bytes_moved / bandwidth if case.bytes_moved else None
-            t_torch = median_time(case.torch, repeat=repeat) if case.torch else None
             ratio_text = (f"{ratio * 100:6.1f}%" if case.ratio_unit == "%"
                           else f"{ratio:6.2f}x" if case.ratio_of else f"{ratio:6.1f}x")
             print_fn(f"{case.name:62s} {_fmt_time(t_fast)} {_fmt_time(t_ref)} {ratio_text} "
