@@ -9,18 +9,40 @@
 
 #include "fastnn.h"
 
+/* Rows per sweep. The sweep reads ROWS streams at once and loads and stores the accumulator once
+ * for all of them; the sum for each j is still ((acc + r0) + r1) + ..., the order of row-by-row
+ * addition. (10000, 1000) float64, one thread: 16 rows 2.4 ms, 4 rows 3.2 ms, a read-only pass
+ * over the same bytes 2.0 ms.) */
+#define ROWS 16
+
+/* acc[j] += r[0, j] + ... + r[ROWS - 1, j] in that order, j in [lo, hi); rows d apart */
+static inline void sweep(const real *r, ptrdiff_t d, ptrdiff_t lo, ptrdiff_t hi,
+                         double *restrict acc)
+{
+    for (ptrdiff_t j = lo; j < hi; j++) {
+        double s = acc[j];
+        for (int k = 0; k < ROWS; k++)
+            s += r[k * d + j];
+        acc[j] = s;
+    }
+}
+
 static FASTNN_CLONES void add_rows(const real *dout, ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo,
                                    ptrdiff_t hi, double *restrict acc)
 {
     for (ptrdiff_t j = lo; j < hi; j++)
         acc[j] = 0;
+    /* the vector loop starts at a column whose elements sit at 64-byte boundaries in every row
+       (when the rows are a whole number of cache lines long): no load straddles two lines.
+       NumPy's big arrays start 16 bytes past a page: 2.9 ms instead of 2.4 without this. */
+    ptrdiff_t mid = lo;
+    if (d * (ptrdiff_t)sizeof(real) % 64 == 0)
+        while (mid < hi && (uintptr_t)(dout + mid) % 64 != 0)
+            mid++;
     ptrdiff_t i = 0;
-    /* four rows per sweep: the accumulator is loaded and stored a quarter as often, and the sum
-       for each j is still ((acc + r0) + r1) + r2 + r3, the order of row-by-row addition */
-    for (; i + 4 <= n; i += 4) {
-        const real *r0 = dout + i * d, *r1 = r0 + d, *r2 = r1 + d, *r3 = r2 + d;
-        for (ptrdiff_t j = lo; j < hi; j++)
-            acc[j] = acc[j] + r0[j] + r1[j] + r2[j] + r3[j];
+    for (; i + ROWS <= n; i += ROWS) {
+        sweep(dout + i * d, d, lo, mid, acc);
+        sweep(dout + i * d, d, mid, hi, acc);
     }
     for (; i < n; i++) {
         const real *row = dout + i * d;

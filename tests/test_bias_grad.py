@@ -84,6 +84,21 @@ def test_matches_reference_and_exact_sum(dtype, data):
     assert_array_equal(dout, before)
 
 
+@pytest.mark.parametrize("offset", range(8))
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 100])
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 16, 24, 1000])
+def test_rows_are_added_in_order_float64(d, n, offset):
+    # float64 rows added one after the other into a float64 sum: the kernel's result to the bit,
+    # whatever its blocks of rows and wherever the array starts (offset: another alignment)
+    buffer = np.random.default_rng(n * d + offset).standard_normal(n * d + offset)
+    buffer *= 10.0 ** (np.arange(buffer.size) % 7)  # magnitudes that make the order matter
+    dout = buffer[offset:].reshape(n, d)
+    expected = np.zeros(d)
+    for row in dout:
+        expected = expected + row
+    assert_array_equal(fastnn.bias_grad(dout), expected)  # no NaN here: == is bitwise enough
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_float32_accumulates_in_float64(dtype):
     # 1 + 4096 * 2^-24 needs more than float32's 24 bits while it is summed: added in float32

@@ -31,6 +31,7 @@ class Case:
     ratio_of: Optional[Callable[[float, float], float]] = None  # default: ref / fast
     ratio_unit: str = "x"  # "%" for shares, "x of products" for the matmul-bound case
     extrapolated: bool = False  # ref returns an extrapolated time instead of being timed
+    reads_only: bool = False  # bytes_moved are all reads: bound by the read bandwidth
 
 
 def median_time(fn, min_seconds=0.02, repeat=7):
@@ -58,6 +59,13 @@ def memory_bandwidth(nbytes=64 * _MIB):
     src = np.ones(nbytes // 8)
     dst = np.empty_like(src)
     return 2 * nbytes / median_time(lambda: np.copyto(dst, src), repeat=5)
+
+
+def read_bandwidth(nbytes=64 * _MIB):
+    """Bytes per second read by BLAS's dot of an nbytes array with itself (one pass over it),
+    measured now: a pure read stream, faster than a copy's."""
+    a = np.ones(nbytes // 8)
+    return nbytes / median_time(lambda: np.dot(a, a), repeat=5)
 
 
 def _torch():
@@ -130,7 +138,7 @@ def _bias_grad_case(n, d, rng, torch):
             return dt.sum(0)
 
     return Case(f"bias gradient ({n}, {d})", lambda: fastnn.bias_grad(dout),
-                lambda: reference.bias_grad(dout), dout.nbytes, torch_fn)
+                lambda: reference.bias_grad(dout), dout.nbytes, torch_fn, reads_only=True)
 
 
 def _numerical_gradient_case(size, rng, torch=None):
@@ -288,9 +296,10 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
     blas = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
     fastnn.set_num_threads(threads)
     try:
-        bandwidth = memory_bandwidth()
+        bandwidth, reading = memory_bandwidth(), read_bandwidth()
         print_fn(f"fastnn {fastnn.__version__}, {threads} thread(s), float64 unless noted; "
-                 f"memory bandwidth (copy, read+write) {bandwidth / 1e9:.1f} GB/s"
+                 f"memory bandwidth {bandwidth / 1e9:.1f} GB/s (copy, read+write), "
+                 f"{reading / 1e9:.1f} GB/s (read)"
                  + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
         header = (f"{'workload':62s} {'fast':>11s} {'reference':>11s} {'ratio':>7s} {'bound':>11s} "
                   f"{'torch':>11s}")
@@ -311,7 +320,8 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
         results = []
         for case, (t_fast, t_ref), t_torch in zip(cases, timed, torch_times):
             ratio = case.ratio_of(t_fast, t_ref) if case.ratio_of else t_ref / t_fast
-            bound = case.bytes_moved / bandwidth if case.bytes_moved else None
+            bound = (case.bytes_moved / (reading if case.reads_only else bandwidth)
+                     if case.bytes_moved else None)
             ratio_text = (f"{ratio * 100:6.1f}%" if case.ratio_unit == "%"
                           else f"{ratio:6.2f}x" if case.ratio_of else f"{ratio:6.1f}x")
             print_fn(f"{case.name:62s} {_fmt_time(t_fast)} {_fmt_time(t_ref)} {ratio_text} "
