@@ -22,7 +22,7 @@ void fastnn_set_avx512(int on);
     int act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db);       \
     int all_finite_##S(const T *a, ptrdiff_t n);                                                    \
     int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
-                          T *vals, int64_t *colptr, int64_t *rows, T *cvals);                        \
+                          T *vals, int64_t *colptr, int64_t *rows, T *cvals, uint64_t *bits);        \
     void sparse_combine_##S(const int64_t *ptr, const int64_t *idx, const T *a, const T *X, T *out,    \
                             ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h);
 

@@ -16,11 +16,11 @@
 #include "fastnn.h"
 #include "vexp.h"
 
-/* The row max and sum run on GCC's vector extension, ACCS registers of 64 bytes at a time: independent
- * accumulators, so the loops are bound by loads, not by the latency of one compare or add chain.
- * (A plain max loop is not vectorised without -ffast-math-like flags.) The max is a compare and a
- * blend per register; NaN never wins a comparison, and a NaN logit still makes its row NaN through
- * the sum of exps. */
+/* The row max and sum run on GCC's vector extension, ACCS registers of 64 bytes at a time:
+ * independent accumulators, so the loops are bound by loads, not by the latency of one compare or
+ * add chain. (A plain max loop is not vectorised without -ffast-math-like flags.) The max is a
+ * compare and a blend per register; NaN never wins a comparison, and a NaN logit still makes its
+ * row NaN through the sum of exps. */
 #ifdef FASTNN_REAL_F32
 typedef int32_t ireal;
 #else

@@ -107,8 +107,9 @@ int FN(all_finite)(const real *a, ptrdiff_t n)
  * sparse_index lists x's nonzeros once per step, by rows (CSR: rowptr, cols, vals) and by columns
  * (CSC: colptr, rows, cvals). sparse_matmul forms out[r, :] = sum_i x[r, i] W[i, :] from the
  * rows, sparse_t_matmul dW[i, :] = sum_r x[r, i] d[r, :] from the columns (sparse_combine: every
- * output row is written once; with AVX-512 and a narrow h, summed in registers). models.py takes this path when x is sparse enough, otherwise
- * NumPy's BLAS; both sum the same products, in another order.
+ * output row is written once; with AVX-512 and a narrow h, summed in registers). models.py takes
+ * this path when x is sparse enough, otherwise NumPy's BLAS; both sum the same products, in
+ * another order.
  */
 
 /* Appends the nonzeros of row xr (in elements) to cols/vals from m on, and sets `bit` in word[i]
@@ -193,15 +194,14 @@ static inline int lowest_set_bit(uint64_t b)
 /* The nonzeros of x (n, in): CSR (rowptr, cols, vals) row by row, and CSC (colptr, rows, cvals)
  * column by column from a bit per element (bit r % 64 of bits[(r / 64) * in + i] is set when
  * x[r, i] != 0), so that both are written in order (a counting sort of the CSR scatters its writes
- * over all the columns: twice as slow). cols, vals, rows, cvals have room for n * in + 16.
- * Returns 1 when the nonzeros are all finite, 0 otherwise, -1 without memory. */
+ * over all the columns: fill 51 -> 43 us at 784 inputs, batch 100). cols, vals, rows, cvals have
+ * room for n * in + 16, bits for ((n + 63) / 64) * in words. Returns 1 when the nonzeros are all
+ * finite, 0 otherwise. */
 int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,
-                      real *vals, int64_t *colptr, int64_t *rows, real *cvals)
+                      real *vals, int64_t *colptr, int64_t *rows, real *cvals, uint64_t *bits)
 {
     ptrdiff_t words = (n + 63) / 64;
-    uint64_t *bits = calloc((size_t)(words * in > 0 ? words * in : 1), sizeof *bits);
-    if (!bits)
-        return -1;
+    memset(bits, 0, (size_t)(words * in) * sizeof *bits);
     int64_t m = 0;
 #ifdef FASTNN_AVX512
     int wide = fastnn_avx512();
@@ -229,7 +229,6 @@ int FN(sparse_index)(const real *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, 
             }
     }
     colptr[in] = p;
-    free(bits);
     return all_finite_span(vals, m);
 }
 
@@ -358,7 +357,8 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
     int narrow = h >= 1 && h <= MAX_REGS * VLANES && fastnn_avx512();
     /* X's rows are read at random, a register at a time: when h does not fill whole registers,
        most of those loads straddle two cache lines. A small X is copied first to rows padded
-       to whole registers, 64-byte aligned (a 784-50-10 step: 20% less time in x^T dz). */
+       to whole registers, 64-byte aligned (a 784-50-10 step: 20% less time in x^T dz), in
+       memory of this call's own (calls may run at once from several threads). */
     ptrdiff_t ldx = h, padded_h = (h + VLANES - 1) / VLANES * VLANES;
     void *block = NULL;
     const real *Xr = X;
@@ -370,6 +370,8 @@ void FN(sparse_combine)(const int64_t *ptr, const int64_t *idx, const real *a, c
         Xr = copy;
         ldx = padded_h;
     }
+#else
+    (void)x_rows;
 #endif
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {

@@ -78,11 +78,12 @@ static inline double vexp(double x)
 
 #endif
 
-/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed).
- * With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same
- * reduction and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef,
- * which rounds a subnormal result once and overflows to inf by itself: about half of vexp's
- * instructions. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
+/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed); `ahead` is what the caller
+ * reads next (n elements from it are prefetched while the exps are computed; a prefetch never
+ * faults). With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same reduction
+ * and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef, which
+ * rounds a subnormal result once and overflows to inf by itself: 0.63 instead of 0.84 ns per
+ * double here. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
 #ifdef FASTNN_AVX512
 #ifdef FASTNN_REAL_F32
 typedef __m512 vexp_vec;

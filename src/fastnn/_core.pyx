@@ -10,7 +10,7 @@ Label values are range-checked inside the kernels.
 """
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -54,9 +54,10 @@ cdef extern from "fastnn.h" nogil:
     int all_finite_f32(const float *a, Py_ssize_t n)
     int sparse_index_f64(const double *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
                           int64_t *cols, double *vals, int64_t *colptr, int64_t *rows,
-                          double *cvals)
+                          double *cvals, uint64_t *bits)
     int sparse_index_f32(const float *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
-                          int64_t *cols, float *vals, int64_t *colptr, int64_t *rows, float *cvals)
+                          int64_t *cols, float *vals, int64_t *colptr, int64_t *rows, float *cvals,
+                          uint64_t *bits)
     void sparse_combine_f64(const int64_t *ptr, const int64_t *idx, const double *a,
                             const double *X, double *out, Py_ssize_t rows, Py_ssize_t x_rows,
                             Py_ssize_t h)
@@ -340,7 +341,7 @@ cdef class SparseX:
     cdef readonly Py_ssize_t n, inp
     cdef readonly int typenum
     cdef readonly bint finite  # every nonzero of the last fill is finite
-    cdef cnp.ndarray rowptr, cols, vals, colptr, rows, cvals
+    cdef cnp.ndarray rowptr, cols, vals, colptr, rows, cvals, bits
 
     def __init__(self):
         self.n = self.inp = -1
@@ -355,6 +356,7 @@ cdef class SparseX:
             size = n * inp + 16  # the vector compaction stores whole registers past the count
             self.cols, self.rows = _empty(size, cnp.NPY_INT64), _empty(size, cnp.NPY_INT64)
             self.vals, self.cvals = _empty(size, typenum), _empty(size, typenum)
+            self.bits = _empty((n + 63) // 64 * inp, cnp.NPY_UINT64)  # a bit per element of x
             self.n, self.inp, self.typenum = n, inp, typenum
         cdef void *px = cnp.PyArray_DATA(x)
         cdef int64_t *pr = <int64_t *> cnp.PyArray_DATA(self.rowptr)
@@ -363,17 +365,15 @@ cdef class SparseX:
         cdef int64_t *qc = <int64_t *> cnp.PyArray_DATA(self.colptr)
         cdef int64_t *qr = <int64_t *> cnp.PyArray_DATA(self.rows)
         cdef void *qv = cnp.PyArray_DATA(self.cvals)
+        cdef uint64_t *bits = <uint64_t *> cnp.PyArray_DATA(self.bits)
         cdef int finite
         with nogil:
             if typenum == cnp.NPY_DOUBLE:
                 finite = sparse_index_f64(<double *> px, n, inp, pr, pc, <double *> pv, qc, qr,
-                                          <double *> qv)
+                                          <double *> qv, bits)
             else:
                 finite = sparse_index_f32(<float *> px, n, inp, pr, pc, <float *> pv, qc, qr,
-                                          <float *> qv)
-        if finite < 0:
-            self.n = -1  # nothing usable in the buffers
-            raise MemoryError("SparseX.fill: no memory for the column index")
+                                          <float *> qv, bits)
         self.finite = finite
         return pr[n]
 
