@@ -305,9 +305,15 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
                   f"{'torch':>11s}")
         print_fn(header)
         print_fn("-" * len(header))
+        # with threads, BLAS's worker threads spin for a while after their last call and take a
+        # core from whatever runs next (a 784-1000-10 fastnn step right after the reference's:
+        # 11-15 ms instead of 7): a pause before each timing lets them idle
+        settle = (lambda: time.sleep(0.25)) if threads > 1 else (lambda: None)
         timed = []
         for case in cases:
+            settle()
             t_fast = median_time(case.fast, repeat=repeat)
+            settle()
             if case.extrapolated:
                 t_ref = statistics.median(case.ref() for _ in range(min(repeat, 3)))
             else:
@@ -315,8 +321,10 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
             timed.append((t_fast, t_ref))
         # PyTorch after all the others: its threads keep a core busy for a while after its calls,
         # which slowed the next fastnn row with 2 threads up to 9x
-        torch_times = [median_time(case.torch, repeat=repeat) if case.torch else None
-                       for case in cases]
+        torch_times = []
+        for case in cases:
+            settle()
+            torch_times.append(median_time(case.torch, repeat=repeat) if case.torch else None)
         results = []
         for case, (t_fast, t_ref), t_torch in zip(cases, timed, torch_times):
             ratio = case.ratio_of(t_fast, t_ref) if case.ratio_of else t_ref / t_fast
