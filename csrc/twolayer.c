@@ -13,13 +13,6 @@
 #include "fastnn.h"
 #include "vexp.h"
 
-static inline real sigmoid(real a)
-{
-    real e = vexp(-(a < 0 ? -a : a)); /* as csrc/sigmoid.c */
-    real s = 1 / (1 + e);
-    return a >= 0 ? s : e * s;
-}
-
 /* ReLU keeps NaN as the reference's np.maximum(0, x) does: !(v <= 0) is true for NaN */
 static inline real relu_of(real v)
 {
@@ -28,7 +21,7 @@ static inline real relu_of(real v)
 
 /* a (n, h) <- act(a + b): the hidden layer's bias add and activation in one pass */
 static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, ptrdiff_t hi,
-                                        ptrdiff_t h, int relu)
+                                        ptrdiff_t h, int relu, int avx512)
 {
     for (ptrdiff_t i = lo; i < hi; i++) {
         real *row = a + i * h;
@@ -36,20 +29,20 @@ static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, pt
             for (ptrdiff_t j = 0; j < h; j++)
                 row[j] = relu_of(row[j] + b[j]);
         else
-            for (ptrdiff_t j = 0; j < h; j++)
-                row[j] = sigmoid(row[j] + b[j]);
+            vsigmoid_span(row, b, row, h, avx512);
     }
 }
 
 void FN(bias_act_forward)(real *a, const real *b, ptrdiff_t n, ptrdiff_t h, int relu)
 {
     int nt = n * h >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+    int avx512 = fastnn_avx512();
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int k = 0; k < nt; k++) {
         ptrdiff_t lo, hi;
         thread_block(k, nt, n, &lo, &hi);
         if (lo < hi)
-            bias_act_rows(a, b, lo, hi, h, relu);
+            bias_act_rows(a, b, lo, hi, h, relu, avx512);
     }
 }
 
@@ -522,8 +515,8 @@ static FASTNN_CLONES double hidden_unit_delta(const struct net *net, const struc
     else
         for (ptrdiff_t l = 0; l < r; l++) {
             int finite = a1[l] - a1[l] == 0;
-            dzp[l] = finite ? sigmoid(a1[l] + xv[l] * dp) - z1[l] : 0;
-            dzm[l] = finite ? sigmoid(a1[l] + xv[l] * dm) - z1[l] : 0;
+            dzp[l] = finite ? vsigmoid(a1[l] + xv[l] * dp) - z1[l] : 0;
+            dzm[l] = finite ? vsigmoid(a1[l] + xv[l] * dm) - z1[l] : 0;
         }
     double dzmax = 0;
     for (ptrdiff_t l = 0; l < r; l++) {

@@ -90,11 +90,13 @@ typedef __m512 vexp_vec;
 #define VEXP_LANES 16
 #define VEXP_MASK __mmask16
 #define VE(op) _mm512_##op##_ps
+#define VEXP_GE_MASK(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
 #else
 typedef __m512d vexp_vec;
 #define VEXP_LANES 8
 #define VEXP_MASK __mmask8
 #define VE(op) _mm512_##op##_pd
+#define VEXP_GE_MASK(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
 #endif
 
 __attribute__((target("avx512f"))) static inline vexp_vec vexp_avx512(vexp_vec x)
@@ -147,8 +149,54 @@ __attribute__((target("avx512f"))) static inline void vexp_span_avx512(const rea
         VE(mask_storeu)(y + j, m, vexp_avx512(VE(sub)(VE(maskz_loadu)(m, x + j), s)));
     }
 }
+/* y[j] = sigmoid(x[j] + (bias ? bias[j] : 0)), as vsigmoid below */
+__attribute__((target("avx512f"))) static inline void vsigmoid_span_avx512(const real *x,
+                                                                           const real *bias,
+                                                                           real *y, ptrdiff_t n)
+{
+    const vexp_vec one = VE(set1)(1), zero = VE(setzero)();
+    for (ptrdiff_t j = 0; j < n; j += VEXP_LANES) {
+        VEXP_MASK m = n - j >= VEXP_LANES ? (VEXP_MASK)~0 : (VEXP_MASK)((1u << (n - j)) - 1);
+        vexp_vec a = VE(maskz_loadu)(m, x + j);
+        if (bias)
+            a = VE(add)(a, VE(maskz_loadu)(m, bias + j));
+        vexp_vec e = vexp_avx512(VE(sub)(zero, VE(abs)(a)));
+        vexp_vec s = VE(div)(one, VE(add)(one, e));
+        /* a >= 0: s; otherwise (also NaN) e * s */
+        VEXP_MASK nonneg = VEXP_GE_MASK(a, zero);
+        VE(mask_storeu)(y + j, m, VE(mask_mov)(VE(mul)(e, s), nonneg, s));
+    }
+}
 #undef VE
 #endif
+
+/* sigmoid(a) for every input: with e = exp(-|a|) in (0, 1] nothing overflows; 1 / (1 + e) for
+ * a >= 0 and e / (1 + e) = e * s otherwise (one division; within an ulp of the reference's
+ * e / (1 + e)); a <= -746 gives e = 0 and sigmoid 0.0 exactly; NaN fails a >= 0 and gives NaN. */
+static inline real vsigmoid(real a)
+{
+    real e = vexp(-(a < 0 ? -a : a));
+    real s = 1 / (1 + e);
+    return a >= 0 ? s : e * s;
+}
+
+/* y[j] = sigmoid(x[j] + bias[j]) (bias may be NULL: sigmoid(x[j])), j < n; y == x allowed */
+static inline void vsigmoid_span(const real *x, const real *bias, real *y, ptrdiff_t n, int avx512)
+{
+#ifdef FASTNN_AVX512
+    if (avx512) {
+        vsigmoid_span_avx512(x, bias, y, n);
+        return;
+    }
+#endif
+    (void)avx512;
+    if (bias)
+        for (ptrdiff_t j = 0; j < n; j++)
+            y[j] = vsigmoid(x[j] + bias[j]);
+    else
+        for (ptrdiff_t j = 0; j < n; j++)
+            y[j] = vsigmoid(x[j]);
+}
 
 static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int avx512,
                              const real *ahead)

@@ -18,7 +18,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, LAYOUTS, MAX_ULPS, PARALLEL_MIN, num_threads, with_layout
+from helpers import (FLOATS, LAYOUTS, MAX_ULPS, PARALLEL_MIN, VECTOR_PATHS, num_threads, vector_path,
+                     with_layout)
 
 # Any overflow, divide or invalid-value warning is a failure.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -72,26 +73,30 @@ def shapes(min_dims=1, max_dims=4):
 
 # --------------------------------------------------------------------------- forward
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
 @settings(max_examples=100, deadline=None)
-def test_forward_matches_reference(dtype, data):
+def test_forward_matches_reference(dtype, path, data):
     # float64 up to the edge of exp's range (subnormal results near -745), float32 up to -104
     x = data.draw(float_arrays(dtype, shapes(), 800.0 if dtype == np.float64 else 120.0))
     before = x.copy()
-    y = fastnn.sigmoid(x)
+    with vector_path(path):
+        y = fastnn.sigmoid(x)
     assert y.dtype == dtype and y.shape == x.shape
     assert_ulp_close(y, reference.sigmoid(x))
     assert np.all((0 <= y) & (y <= 1))
     assert_array_equal(x, before)
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_forward_subnormal_results(dtype):
+def test_forward_subnormal_results(dtype, path):
     # e = exp(x) is subnormal here, and so is sigmoid(x) = e / (1 + e)
     lo, hi = (-746.0, -700.0) if dtype == np.float64 else (-104.0, -85.0)
     x = np.linspace(lo, hi, 20001, dtype=dtype)
-    y = fastnn.sigmoid(x)
+    with vector_path(path):
+        y = fastnn.sigmoid(x)
     assert np.any((y > 0) & (y < np.finfo(dtype).tiny))  # the range really is subnormal
     assert_ulp_close(y, reference.sigmoid(x))
 
@@ -145,11 +150,12 @@ EXTREMES = {
 }
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("case", list(EXTREMES))
-def test_forward_saturates_exactly_without_warnings(case):
+def test_forward_saturates_exactly_without_warnings(case, path):
     dtype, x, expected = EXTREMES[case]
     x = np.array(x, dtype=dtype)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), vector_path(path):
         warnings.simplefilter("error")
         y = fastnn.sigmoid(x)
         assert_array_equal(y, reference.sigmoid(x))
@@ -168,10 +174,12 @@ def test_forward_float32_pm90_as_reference(dtype):
     assert y[0] > 0 and y[-1] == 1.0
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_forward_nan_in_nan_out(dtype):
+def test_forward_nan_in_nan_out(dtype, path):
     x = np.array([[np.nan, 0.0], [1.0, -np.nan]], dtype=dtype)
-    y = fastnn.sigmoid(x)
+    with vector_path(path):
+        y = fastnn.sigmoid(x)
     assert_array_equal(np.isnan(y), [[True, False], [False, True]])
     assert_ulp_close(y, reference.sigmoid(x))
 

@@ -505,18 +505,20 @@ def test_sparse_products_thread_counts_agree(dtype):
 
 # =========================================================================== bias_act_forward
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
 @settings(max_examples=80, deadline=None)
-def test_bias_act_forward_matches_reference(dtype, activation, data):
+def test_bias_act_forward_matches_reference(dtype, activation, path, data):
     a = data.draw(matrices(dtype))
     b = read_only(data.draw(hnp.arrays(dtype, a.shape[1], elements=st.floats(
         -1e3, 1e3, width=8 * np.dtype(dtype).itemsize))))
     with np.errstate(over="ignore"):  # a + b may overflow to inf: both sides see the same inf
         logits = a + b
     kept = b.copy()
-    _core.bias_act_forward(a, b, activation == "relu")  # in place
+    with vector_path(path):
+        _core.bias_act_forward(a, b, activation == "relu")  # in place
     if activation == "relu":
         assert_array_equal(a, reference.relu(logits))
     else:
@@ -524,13 +526,15 @@ def test_bias_act_forward_matches_reference(dtype, activation, data):
     assert same_bits(b, kept)
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_bias_act_forward_infinities(dtype, activation):
+def test_bias_act_forward_infinities(dtype, activation, path):
     a = np.array([[np.inf, -np.inf, 1.0, -1.0, 0.0, 5.0]], dtype)
     b = np.array([0.0, 0.0, np.inf, -np.inf, -0.0, 1e3], dtype)
     logits = a + b
-    _core.bias_act_forward(a, b, activation == "relu")
+    with vector_path(path):
+        _core.bias_act_forward(a, b, activation == "relu")
     fn = reference.relu if activation == "relu" else reference.sigmoid
     assert_array_equal(a, fn(logits))
 
@@ -539,14 +543,16 @@ def test_bias_act_forward_infinities(dtype, activation):
     pytest.param("sigmoid", id="sigmoid"),
     pytest.param("relu", id="relu"),
 ])
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_bias_act_forward_nan_in_nan_out(dtype, activation):
+def test_bias_act_forward_nan_in_nan_out(dtype, activation, path):
     a = np.array([[np.nan, 1.0, -1.0], [2.0, 3.0, 4.0]], dtype)
     b = np.array([0.0, 0.0, np.nan], dtype)
     with np.errstate(invalid="ignore"):
         logits = a + b
     fn = reference.relu if activation == "relu" else reference.sigmoid
-    _core.bias_act_forward(a, b, activation == "relu")
+    with vector_path(path):
+        _core.bias_act_forward(a, b, activation == "relu")
     assert_array_equal(np.isnan(a), np.isnan(fn(logits)))
 
 

@@ -82,7 +82,7 @@ def as_labels(t, shape):
     if t.dtype == np.uint64 and t.max() > _INT64_MAX:
         i = int(np.argmax(t > _INT64_MAX))
         raise ValueError(f"label out of range: t[{i}] = {t.reshape(-1)[i]}, classes are 0..{c - 1}")
-    return np.require(t.reshape(n), np.int64, ["C", "A"])
+    return t.reshape(n).astype(np.int64)  # a new contiguous, aligned, native int64 array
 
 
 def check_label_range(t, c):
