@@ -34,6 +34,21 @@ typedef double real;
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FASTNN_NO_CLONES)
 #define FASTNN_AVX512 1
 #include <immintrin.h>
+/* one 512-bit register of reals: vreal of VLANES lanes, vmask a mask of them, V(op) the
+ * intrinsic _mm512_op_pd (double) or _mm512_op_ps (float) */
+#ifdef FASTNN_REAL_F32
+typedef __m512 vreal;
+typedef __mmask16 vmask;
+#define VLANES 16
+#define V(op) _mm512_##op##_ps
+#define V_GE_MASK(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#else
+typedef __m512d vreal;
+typedef __mmask8 vmask;
+#define VLANES 8
+#define V(op) _mm512_##op##_pd
+#define V_GE_MASK(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
+#endif
 #endif
 
 /* 1 when the explicit AVX-512 code is to run (threads.c) */

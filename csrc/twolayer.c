@@ -258,54 +258,33 @@ static FASTNN_CLONES void combine_span(const int64_t *ptr, const int64_t *idx, c
  * net has 50 hidden units): each output row is summed in registers, in two sets of nv accumulators
  * taking alternate terms, and stored once. combine_span (above) loads and stores the row every four
  * terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
- * each case of the switch in combine_span_avx512. The last register is masked (a masked load never
- * touches memory past h); the others are plain loads and stores. */
-#ifdef FASTNN_REAL_F32
-typedef __m512 vreal;
-#define VLANES 16
-#define VLOADU(p) _mm512_loadu_ps(p)
-#define VLOADM(m, p) _mm512_maskz_loadu_ps(m, p)
-#define VSTOREU(p, v) _mm512_storeu_ps(p, v)
-#define VSTOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VSET1(v) _mm512_set1_ps(v)
-#define VADD(a, b) _mm512_add_ps(a, b)
-#define VZERO() _mm512_setzero_ps()
-#else
-typedef __m512d vreal;
-#define VLANES 8
-#define VLOADU(p) _mm512_loadu_pd(p)
-#define VLOADM(m, p) _mm512_maskz_loadu_pd(m, p)
-#define VSTOREU(p, v) _mm512_storeu_pd(p, v)
-#define VSTOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
-#define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
-#define VSET1(v) _mm512_set1_pd(v)
-#define VADD(a, b) _mm512_add_pd(a, b)
-#define VZERO() _mm512_setzero_pd()
-#endif
+ * each case of the switch in combine_span_avx512. X's rows are ldx apart (sparse_combine may pass a
+ * padded copy). The last register is masked (a masked load never touches memory past h); the
+ * others are plain loads and stores. */
 #define MAX_REGS 8
 #define PAD_MAX_BYTES (256 * 1024)
 
 /* sum + coef * (register v of row), the last of nv registers holding the lanes `last` */
 __attribute__((target("avx512f"), always_inline)) static inline vreal
-add_term(vreal sum, vreal coef, const real *row, int v, int nv, uint32_t last)
+add_term(vreal sum, vreal coef, const real *row, int v, int nv, vmask last)
 {
-    return VFMA(coef, v < nv - 1 ? VLOADU(row + v * VLANES) : VLOADM(last, row + v * VLANES), sum);
+    const real *p = row + v * VLANES;
+    return V(fmadd)(coef, v < nv - 1 ? V(loadu)(p) : V(maskz_loadu)(last, p), sum);
 }
 
 __attribute__((target("avx512f"), always_inline)) static inline void
 combine_span_regs(const int64_t *ptr, const int64_t *idx, const real *a, const real *X, ptrdiff_t ldx,
                   real *out, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t h, const int nv)
 {
-    uint32_t last = (uint32_t)((1ULL << (h - (nv - 1) * VLANES)) - 1);
+    vmask last = (vmask)((1ULL << (h - (nv - 1) * VLANES)) - 1);
     for (ptrdiff_t r = lo; r < hi; r++) {
         vreal even[MAX_REGS], odd[MAX_REGS];
         for (int v = 0; v < nv; v++)
-            even[v] = odd[v] = VZERO();
+            even[v] = odd[v] = V(setzero)();
         int64_t q = ptr[r];
         for (; q + 2 <= ptr[r + 1]; q += 2) {
             const real *x0 = X + idx[q] * ldx, *x1 = X + idx[q + 1] * ldx;
-            vreal a0 = VSET1(a[q]), a1 = VSET1(a[q + 1]);
+            vreal a0 = V(set1)(a[q]), a1 = V(set1)(a[q + 1]);
             for (int v = 0; v < nv; v++) {
                 even[v] = add_term(even[v], a0, x0, v, nv, last);
                 odd[v] = add_term(odd[v], a1, x1, v, nv, last);
@@ -313,14 +292,14 @@ combine_span_regs(const int64_t *ptr, const int64_t *idx, const real *a, const r
         }
         if (q < ptr[r + 1]) {
             const real *x0 = X + idx[q] * ldx;
-            vreal a0 = VSET1(a[q]);
+            vreal a0 = V(set1)(a[q]);
             for (int v = 0; v < nv; v++)
                 even[v] = add_term(even[v], a0, x0, v, nv, last);
         }
         real *o = out + r * h;
         for (int v = 0; v < nv - 1; v++)
-            VSTOREU(o + v * VLANES, VADD(even[v], odd[v]));
-        VSTOREM(o + (nv - 1) * VLANES, last, VADD(even[nv - 1], odd[nv - 1]));
+            V(storeu)(o + v * VLANES, V(add)(even[v], odd[v]));
+        V(mask_storeu)(o + (nv - 1) * VLANES, last, V(add)(even[nv - 1], odd[nv - 1]));
     }
 }
 

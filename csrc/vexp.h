@@ -85,68 +85,55 @@ static inline double vexp(double x)
  * rounds a subnormal result once and overflows to inf by itself: 0.63 instead of 0.84 ns per
  * double here. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
 #ifdef FASTNN_AVX512
-#ifdef FASTNN_REAL_F32
-typedef __m512 vexp_vec;
-#define VEXP_LANES 16
-#define VEXP_MASK __mmask16
-#define VE(op) _mm512_##op##_ps
-#define VEXP_GE_MASK(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
-#else
-typedef __m512d vexp_vec;
-#define VEXP_LANES 8
-#define VEXP_MASK __mmask8
-#define VE(op) _mm512_##op##_pd
-#define VEXP_GE_MASK(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
-#endif
 
-__attribute__((target("avx512f"))) static inline vexp_vec vexp_avx512(vexp_vec x)
+__attribute__((target("avx512f"))) static inline vreal vexp_avx512(vreal x)
 {
 #ifdef FASTNN_REAL_F32
-    x = VE(min)(VE(set1)(89.0f), VE(max)(VE(set1)(-104.0f), x));
-    vexp_vec k = VE(roundscale)(VE(mul)(x, VE(set1)(0x1.715476p+0f)), _MM_FROUND_TO_NEAREST_INT);
-    vexp_vec r = VE(fnmadd)(k, VE(set1)(0x1.62e400p-1f), x);
-    r = VE(fnmadd)(k, VE(set1)(0x1.7f7d1cp-20f), r);
-    vexp_vec p = VE(set1)(1.0f / 5040.0f);
-    p = VE(fmadd)(p, r, VE(set1)(1.0f / 720.0f));
-    p = VE(fmadd)(p, r, VE(set1)(1.0f / 120.0f));
-    p = VE(fmadd)(p, r, VE(set1)(1.0f / 24.0f));
-    p = VE(fmadd)(p, r, VE(set1)(1.0f / 6.0f));
-    p = VE(fmadd)(p, r, VE(set1)(0.5f));
-    p = VE(fmadd)(p, r, VE(set1)(1.0f));
-    p = VE(fmadd)(p, r, VE(set1)(1.0f));
+    x = V(min)(V(set1)(89.0f), V(max)(V(set1)(-104.0f), x));
+    vreal k = V(roundscale)(V(mul)(x, V(set1)(0x1.715476p+0f)), _MM_FROUND_TO_NEAREST_INT);
+    vreal r = V(fnmadd)(k, V(set1)(0x1.62e400p-1f), x);
+    r = V(fnmadd)(k, V(set1)(0x1.7f7d1cp-20f), r);
+    vreal p = V(set1)(1.0f / 5040.0f);
+    p = V(fmadd)(p, r, V(set1)(1.0f / 720.0f));
+    p = V(fmadd)(p, r, V(set1)(1.0f / 120.0f));
+    p = V(fmadd)(p, r, V(set1)(1.0f / 24.0f));
+    p = V(fmadd)(p, r, V(set1)(1.0f / 6.0f));
+    p = V(fmadd)(p, r, V(set1)(0.5f));
+    p = V(fmadd)(p, r, V(set1)(1.0f));
+    p = V(fmadd)(p, r, V(set1)(1.0f));
 #else
-    x = VE(min)(VE(set1)(710.0), VE(max)(VE(set1)(-746.0), x));
-    vexp_vec k = VE(roundscale)(VE(mul)(x, VE(set1)(0x1.71547652b82fep+0)), _MM_FROUND_TO_NEAREST_INT);
-    vexp_vec r = VE(fnmadd)(k, VE(set1)(0x1.62e42fee00000p-1), x);
-    r = VE(fnmadd)(k, VE(set1)(0x1.a39ef35793c76p-33), r);
-    vexp_vec r2 = VE(mul)(r, r), r4 = VE(mul)(r2, r2);
-#define PAIR(c0, c1) VE(fmadd)(r, VE(set1)(c1), VE(set1)(c0))
-    vexp_vec p23 = PAIR(1.0 / 2, 1.0 / 6), p45 = PAIR(1.0 / 24, 1.0 / 120);
-    vexp_vec p67 = PAIR(1.0 / 720, 1.0 / 5040), p89 = PAIR(1.0 / 40320, 1.0 / 362880);
-    vexp_vec p1011 = PAIR(1.0 / 3628800, 1.0 / 39916800);
-    vexp_vec p1213 = PAIR(1.0 / 479001600, 1.0 / 6227020800.0);
+    x = V(min)(V(set1)(710.0), V(max)(V(set1)(-746.0), x));
+    vreal k = V(roundscale)(V(mul)(x, V(set1)(0x1.71547652b82fep+0)), _MM_FROUND_TO_NEAREST_INT);
+    vreal r = V(fnmadd)(k, V(set1)(0x1.62e42fee00000p-1), x);
+    r = V(fnmadd)(k, V(set1)(0x1.a39ef35793c76p-33), r);
+    vreal r2 = V(mul)(r, r), r4 = V(mul)(r2, r2);
+#define PAIR(c0, c1) V(fmadd)(r, V(set1)(c1), V(set1)(c0))
+    vreal p23 = PAIR(1.0 / 2, 1.0 / 6), p45 = PAIR(1.0 / 24, 1.0 / 120);
+    vreal p67 = PAIR(1.0 / 720, 1.0 / 5040), p89 = PAIR(1.0 / 40320, 1.0 / 362880);
+    vreal p1011 = PAIR(1.0 / 3628800, 1.0 / 39916800);
+    vreal p1213 = PAIR(1.0 / 479001600, 1.0 / 6227020800.0);
 #undef PAIR
-    vexp_vec p4_7 = VE(fmadd)(r2, p67, p45);
-    vexp_vec p8_13 = VE(fmadd)(r4, p1213, VE(fmadd)(r2, p1011, p89));
-    vexp_vec p = VE(fmadd)(r4, VE(fmadd)(r4, p8_13, p4_7), VE(mul)(r2, p23));
-    p = VE(add)(VE(set1)(1.0), VE(add)(r, p));
+    vreal p4_7 = V(fmadd)(r2, p67, p45);
+    vreal p8_13 = V(fmadd)(r4, p1213, V(fmadd)(r2, p1011, p89));
+    vreal p = V(fmadd)(r4, V(fmadd)(r4, p8_13, p4_7), V(mul)(r2, p23));
+    p = V(add)(V(set1)(1.0), V(add)(r, p));
 #endif
-    return VE(scalef)(p, k);
+    return V(scalef)(p, k);
 }
 
 __attribute__((target("avx512f"))) static inline void vexp_span_avx512(const real *x, real shift,
                                                                        real *y, ptrdiff_t n,
                                                                        const real *ahead)
 {
-    vexp_vec s = VE(set1)(shift);
+    vreal s = V(set1)(shift);
     ptrdiff_t j = 0;
-    for (; j + VEXP_LANES <= n; j += VEXP_LANES) {
+    for (; j + VLANES <= n; j += VLANES) {
         _mm_prefetch((const char *)(ahead + j), _MM_HINT_T0);
-        VE(storeu)(y + j, vexp_avx512(VE(sub)(VE(loadu)(x + j), s)));
+        V(storeu)(y + j, vexp_avx512(V(sub)(V(loadu)(x + j), s)));
     }
     if (j < n) {
-        VEXP_MASK m = (VEXP_MASK)((1u << (n - j)) - 1);
-        VE(mask_storeu)(y + j, m, vexp_avx512(VE(sub)(VE(maskz_loadu)(m, x + j), s)));
+        vmask m = (vmask)((1u << (n - j)) - 1);
+        V(mask_storeu)(y + j, m, vexp_avx512(V(sub)(V(maskz_loadu)(m, x + j), s)));
     }
 }
 /* y[j] = sigmoid(x[j] + (bias ? bias[j] : 0)), as vsigmoid below */
@@ -154,20 +141,19 @@ __attribute__((target("avx512f"))) static inline void vsigmoid_span_avx512(const
                                                                            const real *bias,
                                                                            real *y, ptrdiff_t n)
 {
-    const vexp_vec one = VE(set1)(1), zero = VE(setzero)();
-    for (ptrdiff_t j = 0; j < n; j += VEXP_LANES) {
-        VEXP_MASK m = n - j >= VEXP_LANES ? (VEXP_MASK)~0 : (VEXP_MASK)((1u << (n - j)) - 1);
-        vexp_vec a = VE(maskz_loadu)(m, x + j);
+    const vreal one = V(set1)(1), zero = V(setzero)();
+    for (ptrdiff_t j = 0; j < n; j += VLANES) {
+        vmask m = n - j >= VLANES ? (vmask)~0 : (vmask)((1u << (n - j)) - 1);
+        vreal a = V(maskz_loadu)(m, x + j);
         if (bias)
-            a = VE(add)(a, VE(maskz_loadu)(m, bias + j));
-        vexp_vec e = vexp_avx512(VE(sub)(zero, VE(abs)(a)));
-        vexp_vec s = VE(div)(one, VE(add)(one, e));
+            a = V(add)(a, V(maskz_loadu)(m, bias + j));
+        vreal e = vexp_avx512(V(sub)(zero, V(abs)(a)));
+        vreal s = V(div)(one, V(add)(one, e));
         /* a >= 0: s; otherwise (also NaN) e * s */
-        VEXP_MASK nonneg = VEXP_GE_MASK(a, zero);
-        VE(mask_storeu)(y + j, m, VE(mask_mov)(VE(mul)(e, s), nonneg, s));
+        vmask nonneg = V_GE_MASK(a, zero);
+        V(mask_storeu)(y + j, m, V(mask_mov)(V(mul)(e, s), nonneg, s));
     }
 }
-#undef VE
 #endif
 
 /* sigmoid(a) for every input: with e = exp(-|a|) in (0, 1] nothing overflows; 1 / (1 + e) for
