@@ -291,11 +291,19 @@ class Run:
         return len(self.losses)
 
 
+def _in_dtype(x, dtype, max_bytes=64 << 20):
+    """x in the model's dtype once rather than batch by batch (the same numbers: float32 pixels
+    convert exactly), unless the copy would be big (MNIST's training set in float64: 376 MB)."""
+    return x.astype(dtype) if x.size * np.dtype(dtype).itemsize <= max_bytes else x
+
+
 def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every):
     """The book's loop on one model; evaluates at every epoch end, prints every print_every."""
     optimizer = getattr(lib, OPTIMIZERS[args.optimizer])(lr=args.lr)
     batch_rng = np.random.default_rng([args.seed, 1])   # the same batches for both halves
-    x_train, t_train, train_size = data.x_train, data.t_train, len(data.x_train)
+    x_train, t_train = _in_dtype(data.x_train, args.dtype), data.t_train.astype(np.int64)
+    x_test, t_test = _in_dtype(data.x_test, args.dtype), data.t_test.astype(np.int64)
+    train_size = len(x_train)
     numerical = args.grad == "numerical"
     n_epochs = math.ceil(n_iters / steps_per_epoch)
     run = Run(label, model, np.empty(n_iters))
@@ -305,7 +313,7 @@ def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
         start = time.perf_counter()
         run.epoch_steps.append(step)
         run.train_acc.append(_accuracy(model, x_train, t_train))
-        run.test_acc.append(_accuracy(model, data.x_test, data.t_test))
+        run.test_acc.append(_accuracy(model, x_test, t_test))
         run.eval_seconds += time.perf_counter() - start
 
     def report(epoch, step, loss):
