@@ -33,14 +33,14 @@ SPARSE_MAX_DENSITY = 0.3
 _blas_controller = None  # threadpoolctl's view of NumPy's BLAS, made on first use
 
 
-def _one_blas_thread(work):
-    """A context that holds NumPy's BLAS to one thread around a sparse training step whose `work`
-    (elements of the hidden layer) starts fastnn's OpenMP threads for the big products: BLAS's own
-    threads spin between calls and take the cores from fastnn's (784-1000-10, batch 256, 2
-    threads: 16 ms a step with both pools, 6.9 ms with BLAS on one). work = 0: a dense step, whose
-    big products are BLAS's. Needs threadpoolctl (optional); without it, a no-op."""
+def _one_blas_thread(sparse, hidden):
+    """A context that holds NumPy's BLAS to one thread around a sparse step (sparse: its SparseX;
+    None for a dense step, whose big products are BLAS's) whose hidden layer (N, H) is big enough
+    for fastnn's OpenMP threads: BLAS's own threads spin between calls and take the cores from
+    fastnn's (784-1000-10, batch 256, 2 threads: 16 ms a step with both pools, 6.9 ms with BLAS on
+    one). Needs threadpoolctl (optional); without it, a no-op."""
     global _blas_controller
-    if work < _core.PARALLEL_MIN or _core.get_num_threads() < 2:
+    if sparse is None or hidden.size < _core.PARALLEL_MIN or _core.get_num_threads() < 2:
         return contextlib.nullcontext()
     if _blas_controller is None:
         try:
@@ -143,7 +143,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
             self._scratch = {n: (np.empty((n, hid), self.dtype), np.empty((n, hid), self.dtype))}
         z1, _ = self._scratch[n]
         sparse = self._sparse_x(x, p["W1"], self._sparse)
-        with _one_blas_thread(0 if sparse is None else z1.size):
+        with _one_blas_thread(sparse, z1):
             if sparse is None:
                 _dot_into(x, p["W1"], z1)
             else:
@@ -164,7 +164,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
         gW1, gb1, gW2, gb2 = grads
         W2 = self._params_by_name()["W2"]
         dy = _core.softmax_ce_backward(y, t, dout)
-        with _one_blas_thread(0 if sparse is None else z1.size):
+        with _one_blas_thread(sparse, z1):
             _dot_into(z1.T, dy, gW2)
             gb2[...] = bias_grad(dy)
             dz1 = self._scratch[x.shape[0]][1]
