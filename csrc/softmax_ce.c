@@ -13,6 +13,8 @@
  * reciprocal (within an ulp of the reference's division, and several times cheaper).
  * Backward: dx = y * dout / n, minus dout / n at the label: the book's (y - onehot(t)) * dout / n.
  */
+#include <math.h>
+
 #include "fastnn.h"
 #include "vexp.h"
 
@@ -110,6 +112,42 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
     return -1;
 }
 
+/* y = exp(x - shift) over a row of n, and returns the max of the next row's n elements: with
+ * AVX-512 in one loop, so that the next row's first reads from memory overlap this row's exps
+ * instead of stalling a max pass of their own ((1000, 1000) forward, C harness: 0.96 -> 0.89 ms).
+ * max(v, acc) returns acc when v is NaN: NaN never wins, as in row_max (and a NaN still makes its
+ * row NaN through the sum of exps). */
+#ifdef FASTNN_AVX512
+__attribute__((target("avx512f"))) static real exp_row_next_max_avx512(const real *x, real shift,
+                                                                       real *y, ptrdiff_t n,
+                                                                       const real *next)
+{
+    vreal s = V(set1)(shift), acc = V(set1)(-INFINITY);
+    ptrdiff_t j = 0;
+    for (; j + VLANES <= n; j += VLANES) {
+        acc = V(max)(V(loadu)(next + j), acc);
+        V(storeu)(y + j, vexp_avx512(V(sub)(V(loadu)(x + j), s)));
+    }
+    if (j < n) {
+        vmask m = (vmask)((1u << (n - j)) - 1);
+        acc = V(mask_max)(acc, m, V(maskz_loadu)(m, next + j), acc);
+        V(mask_storeu)(y + j, m, vexp_avx512(V(sub)(V(maskz_loadu)(m, x + j), s)));
+    }
+    return V(reduce_max)(acc);
+}
+#endif
+
+static inline real exp_row_next_max(const real *x, real shift, real *y, ptrdiff_t n,
+                                    const real *next, int avx512)
+{
+#ifdef FASTNN_AVX512
+    if (avx512)
+        return exp_row_next_max_avx512(x, shift, y, n, next);
+#endif
+    vexp_span(x, shift, y, n, avx512, next);
+    return row_max(next, n);
+}
+
 /* Rows go in blocks of about BLOCK elements: first y = x - max per row, then one flat exp sweep
  * over the block (a single vector loop, also when rows are short: C = 10 would otherwise spend its
  * time in scalar loop tails), then the sum, scale and loss per row, all while the block is in L1. */
@@ -122,6 +160,8 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
 {
     ptrdiff_t rows_per_block = c >= BLOCK ? 1 : BLOCK / c;
     double total = 0;
+    real next_max = 0; /* the max of row i when it was found with row i - 1's exps */
+    int have_next_max = 0;
     for (ptrdiff_t b = lo; b < hi; b += rows_per_block) {
         ptrdiff_t e = b + rows_per_block < hi ? b + rows_per_block : hi;
         for (ptrdiff_t i = b; i < e; i++) {
@@ -132,12 +172,17 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
                     yi[j] = xi[j] + bias[j];
                 xi = yi;
             }
-            real m = row_max(xi, c);
-            if (c >= LONG_ROW) /* long rows: subtract and exp in one pass */
-                vexp_span(xi, m, yi, c, avx512, i + 1 < hi ? xi + c : xi);
-            else
+            real m = have_next_max ? next_max : row_max(xi, c);
+            have_next_max = 0;
+            if (c < LONG_ROW)
                 for (ptrdiff_t j = 0; j < c; j++)
                     yi[j] = xi[j] - m;
+            else if (bias || i + 1 == hi) /* long rows: subtract and exp in one pass */
+                vexp_span(xi, m, yi, c, avx512, xi);
+            else { /* and the next row's max with it (its logits are x's row) */
+                next_max = exp_row_next_max(xi, m, yi, c, xi + c, avx512);
+                have_next_max = 1;
+            }
         }
         real *yb = y + b * c;
         if (c < LONG_ROW) /* short rows: one exp sweep over the block, without a tail per row */

@@ -182,11 +182,16 @@ EXTREMES = {
 
 
 @pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("width", ["short", "long"])
 @pytest.mark.parametrize("case", list(EXTREMES))
 @pytest.mark.parametrize("label", [0, -1], ids=["t_first", "t_last"])
-def test_extremes_as_reference_without_warnings(case, label, path):
+def test_extremes_as_reference_without_warnings(case, label, width, path):
+    # long: the rows repeated to 100 columns, the kernel's long-row path (a row's exps find the
+    # next row's max)
     dtype, x = EXTREMES[case]
     x = np.array(x, dtype=dtype)
+    if width == "long":
+        x = np.tile(x, (1, 34))[:, :100]
     t = np.full(x.shape[0], label % x.shape[1])
     with warnings.catch_warnings(), vector_path(path):
         warnings.simplefilter("error")
