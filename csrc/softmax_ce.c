@@ -172,12 +172,15 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
                     yi[j] = xi[j] + bias[j];
                 xi = yi;
             }
-            real m = have_next_max ? next_max : row_max(xi, c);
-            have_next_max = 0;
-            if (c < LONG_ROW)
+            if (c < LONG_ROW) { /* short rows: the exps come below, for the whole block */
+                real m = row_max(xi, c);
                 for (ptrdiff_t j = 0; j < c; j++)
                     yi[j] = xi[j] - m;
-            else if (bias || i + 1 == hi) /* long rows: subtract and exp in one pass */
+                continue;
+            }
+            real m = have_next_max ? next_max : row_max(xi, c);
+            have_next_max = 0;
+            if (bias || i + 1 == hi) /* long rows: subtract and exp in one pass */
                 vexp_span(xi, m, yi, c, avx512, xi);
             else { /* and the next row's max with it (its logits are x's row) */
                 next_max = exp_row_next_max(xi, m, yi, c, xi + c, avx512);
