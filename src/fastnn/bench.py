@@ -290,9 +290,11 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    rng = np.random.default_rng(0)
-    torch = _torch() if with_torch else None
-    cases = [case for name in which for case in WORKLOADS[name](rng, torch)]
+    def make_cases(torch=None):  # the same data each time: one generator from the same seed
+        rng = np.random.default_rng(0)
+        return [case for name in which for case in WORKLOADS[name](rng, torch)]
+
+    cases = make_cases()
     blas = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
     fastnn.set_num_threads(threads)
     try:
@@ -319,10 +321,11 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
             else:
                 t_ref = median_time(case.ref, repeat=repeat)
             timed.append((t_fast, t_ref))
-        # PyTorch after all the others: its threads keep a core busy for a while after its calls,
-        # which slowed the next fastnn row with 2 threads up to 9x
+        # PyTorch after all the others, and imported only then: its threads (and its own OpenMP
+        # runtime, once loaded) keep a core busy, which slowed fastnn rows with 2 threads up to 9x
+        torch = _torch() if with_torch else None
         torch_times = []
-        for case in cases:
+        for case in make_cases(torch) if torch else cases:
             settle()
             torch_times.append(median_time(case.torch, repeat=repeat) if case.torch else None)
         results = []
