@@ -12,6 +12,7 @@ A fixed seed throughout; the whole file takes a few seconds.
 
 import gc
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -346,6 +347,24 @@ def flatten(result):
     if isinstance(result, (list, tuple)):
         return [v for r in result for v in flatten(r)]
     return [result]
+
+
+@pytest.mark.parametrize("env, expected", [(None, 1), ("2", 2), ("3", 3)])
+def test_default_thread_count_follows_omp_num_threads_else_one(env, expected):
+    # a fresh interpreter: the kernels read OMP_NUM_THREADS once; without it they run on one
+    # thread (BLAS's spinning threads would share the cores), set_num_threads(n) wins over both
+    with kernel_threads(2):
+        if fastnn.get_num_threads() != 2:
+            pytest.skip("built without OpenMP: always one thread")
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if env is not None:
+        environment["OMP_NUM_THREADS"] = env
+    code = ("import fastnn; a = fastnn.get_num_threads(); fastnn.set_num_threads(4); "
+            "b = fastnn.get_num_threads(); fastnn.set_num_threads(0); "
+            "print(a, b, fastnn.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(expected), "4", str(expected)]
 
 
 def test_set_num_threads_is_reset_and_checked():

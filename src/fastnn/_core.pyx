@@ -73,7 +73,8 @@ cdef extern from "fastnn.h" nogil:
 
 
 def set_num_threads(int n):
-    """Threads for the kernels; 0 returns to OpenMP's default (OMP_NUM_THREADS)."""
+    """Threads for the kernels' large inputs; 0 returns to the default: OMP_NUM_THREADS when it is
+    set, else 1 (csrc/threads.c says why)."""
     if n < 0:
         raise ValueError(f"number of threads must be >= 0, got {n}")
     fastnn_set_num_threads(n)
