@@ -10,8 +10,9 @@
 #include "fastnn.h"
 #include "vexp.h"
 
-static FASTNN_CLONES void sigmoid_forward_span(const real *restrict x, real *restrict y, ptrdiff_t n,
-                                               int avx512)
+/* a cloned function around vsigmoid_span, so that its portable loop gets the wide vector paths
+   (OpenMP's outlined loop below is not cloned) */
+static FASTNN_CLONES void sigmoid_forward_span(const real *x, real *y, ptrdiff_t n, int avx512)
 {
     vsigmoid_span(x, NULL, y, n, avx512);
 }

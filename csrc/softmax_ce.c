@@ -144,7 +144,7 @@ static inline real exp_row_next_max(const real *x, real shift, real *y, ptrdiff_
     if (avx512)
         return exp_row_next_max_avx512(x, shift, y, n, next);
 #endif
-    vexp_span(x, shift, y, n, avx512, next);
+    vexp_span(x, shift, y, n, avx512);
     return row_max(next, n);
 }
 
@@ -181,7 +181,7 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
             real m = have_next_max ? next_max : row_max(xi, c);
             have_next_max = 0;
             if (bias || i + 1 == hi) /* long rows: subtract and exp in one pass */
-                vexp_span(xi, m, yi, c, avx512, xi);
+                vexp_span(xi, m, yi, c, avx512);
             else { /* and the next row's max with it (its logits are x's row) */
                 next_max = exp_row_next_max(xi, m, yi, c, xi + c, avx512);
                 have_next_max = 1;
@@ -189,7 +189,7 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
         }
         real *yb = y + b * c;
         if (c < LONG_ROW) /* short rows: one exp sweep over the block, without a tail per row */
-            vexp_span(yb, 0, yb, (e - b) * c, avx512, yb);
+            vexp_span(yb, 0, yb, (e - b) * c, avx512);
         double guarded[BLOCK]; /* y[i, t_i] + 1e-7, then its log: one vector loop for the block */
         for (ptrdiff_t i = b; i < e; i++) {
             real *yi = y + i * c;

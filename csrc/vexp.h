@@ -78,9 +78,7 @@ static inline double vexp(double x)
 
 #endif
 
-/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed); `ahead` is what the caller
- * reads next (n elements from it are prefetched while the exps are computed; a prefetch never
- * faults). With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same reduction
+/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed). With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same reduction
  * and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef, which
  * rounds a subnormal result once and overflows to inf by itself: 0.63 instead of 0.84 ns per
  * double here. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
@@ -122,13 +120,11 @@ __attribute__((target("avx512f"))) static inline vreal vexp_avx512(vreal x)
 }
 
 __attribute__((target("avx512f"))) static inline void vexp_span_avx512(const real *x, real shift,
-                                                                       real *y, ptrdiff_t n,
-                                                                       const real *ahead)
+                                                                       real *y, ptrdiff_t n)
 {
     vreal s = V(set1)(shift);
     ptrdiff_t j = 0;
     for (; j + VLANES <= n; j += VLANES) {
-        _mm_prefetch((const char *)(ahead + j), _MM_HINT_T0);
         V(storeu)(y + j, vexp_avx512(V(sub)(V(loadu)(x + j), s)));
     }
     if (j < n) {
@@ -184,16 +180,15 @@ static inline void vsigmoid_span(const real *x, const real *bias, real *y, ptrdi
             y[j] = vsigmoid(x[j]);
 }
 
-static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int avx512,
-                             const real *ahead)
+static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int avx512)
 {
 #ifdef FASTNN_AVX512
     if (avx512) {
-        vexp_span_avx512(x, shift, y, n, ahead);
+        vexp_span_avx512(x, shift, y, n);
         return;
     }
 #endif
-    (void)avx512, (void)ahead;
+    (void)avx512;
     for (ptrdiff_t j = 0; j < n; j++)
         y[j] = vexp(x[j] - shift);
 }
