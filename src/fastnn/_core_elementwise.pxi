@@ -1,0 +1,135 @@
+# Elementwise and reduction kernels: sigmoid, fused softmax-cross-entropy, bias gradient, SGD.
+
+cdef extern from "fastnn.h" nogil:
+    void sigmoid_forward_f64(const double *x, double *y, Py_ssize_t n)
+    void sigmoid_forward_f32(const float *x, float *y, Py_ssize_t n)
+    void sigmoid_backward_f64(const double *dout, const double *out, double *dx, Py_ssize_t n)
+    void sigmoid_backward_f32(const float *dout, const float *out, float *dx, Py_ssize_t n)
+    Py_ssize_t softmax_ce_forward_f64(const double *x, const double *bias, const int64_t *t,
+                                      double *y, Py_ssize_t n, Py_ssize_t c, double *loss)
+    Py_ssize_t softmax_ce_forward_f32(const float *x, const float *bias, const int64_t *t,
+                                      float *y, Py_ssize_t n, Py_ssize_t c, double *loss)
+    Py_ssize_t softmax_ce_backward_f64(const double *y, const int64_t *t, double dout, double *dx,
+                                       Py_ssize_t n, Py_ssize_t c)
+    Py_ssize_t softmax_ce_backward_f32(const float *y, const int64_t *t, double dout, float *dx,
+                                       Py_ssize_t n, Py_ssize_t c)
+    int bias_grad_f64(const double *dout, Py_ssize_t n, Py_ssize_t d, double *db)
+    int bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
+    void sgd_update_f64(double *p, const double *g, double lr, Py_ssize_t n)
+    void sgd_update_f32(float *p, const float *g, double lr, Py_ssize_t n)
+
+
+def sigmoid_forward(cnp.ndarray x not None, cnp.ndarray y not None):
+    """y = sigmoid(x): flat float buffers of one dtype and size."""
+    cdef int typenum = _float_array(x, "x")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    _like(y, "y", typenum, n, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *py = cnp.PyArray_DATA(y)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            sigmoid_forward_f64(<double *> px, <double *> py, n)
+        else:
+            sigmoid_forward_f32(<float *> px, <float *> py, n)
+
+
+def sigmoid_backward(cnp.ndarray dout not None, cnp.ndarray out not None, cnp.ndarray dx not None):
+    """dx = dout * (1 - out) * out: flat float buffers of one dtype and size."""
+    cdef int typenum = _float_array(out, "out")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(out)
+    _like(dout, "dout", typenum, n, False)
+    _like(dx, "dx", typenum, n, True)
+    cdef void *pd = cnp.PyArray_DATA(dout)
+    cdef void *po = cnp.PyArray_DATA(out)
+    cdef void *px = cnp.PyArray_DATA(dx)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            sigmoid_backward_f64(<double *> pd, <double *> po, <double *> px, n)
+        else:
+            sigmoid_backward_f32(<float *> pd, <float *> po, <float *> px, n)
+
+
+def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None, cnp.ndarray bias=None):
+    """Fused softmax + cross-entropy: returns (mean loss, y = softmax(x + bias)), y a new (N, C)
+    array.
+
+    x: (N, C) float buffer; bias: None or (C,) of x's dtype (the last Affine's bias, fused);
+    t: (N,) int64 index labels, each checked to lie in [0, C) before anything is written.
+    """
+    cdef int typenum = _float_array(x, "x")
+    cdef Py_ssize_t n, c, bad
+    n, c = _rows(x, "x")
+    _labels(t, n)
+    cdef void *pb = NULL
+    if bias is not None:
+        _like(bias, "bias", typenum, c, False)
+        pb = cnp.PyArray_DATA(bias)
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(x), typenum, 0)
+    cdef double loss = 0
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef const int64_t *pt = <int64_t *> cnp.PyArray_DATA(t)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            bad = softmax_ce_forward_f64(<double *> px, <double *> pb, pt, <double *> py, n, c, &loss)
+        else:
+            bad = softmax_ce_forward_f32(<float *> px, <float *> pb, pt, <float *> py, n, c, &loss)
+    if bad >= 0:
+        _label_error(t, bad, c)
+    return loss, y
+
+
+def softmax_ce_backward(cnp.ndarray y not None, cnp.ndarray t not None, double dout):
+    """Returns dx = (y - onehot(t)) * dout / N, a new (N, C) array; y (N, C) float buffer,
+    t (N,) int64 labels, checked."""
+    cdef int typenum = _float_array(y, "y")
+    cdef Py_ssize_t n, c, bad
+    n, c = _rows(y, "y")
+    _labels(t, n)
+    cdef cnp.ndarray dx = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(y), typenum, 0)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef void *px = cnp.PyArray_DATA(dx)
+    cdef const int64_t *pt = <int64_t *> cnp.PyArray_DATA(t)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            bad = softmax_ce_backward_f64(<double *> py, pt, dout, <double *> px, n, c)
+        else:
+            bad = softmax_ce_backward_f32(<float *> py, pt, dout, <float *> px, n, c)
+    if bad >= 0:
+        _label_error(t, bad, c)
+    return dx
+
+
+def bias_grad(cnp.ndarray dout not None, cnp.ndarray db not None):
+    """db[j] = sum_i dout[i, j], accumulated in float64; dout (N, D), db (D,), one dtype."""
+    cdef int typenum = _float_array(dout, "dout")
+    if cnp.PyArray_NDIM(dout) != 2:
+        raise ValueError(f"dout: expected 2-D (N, D), got shape {(<object> dout).shape}")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(dout, 0), d = cnp.PyArray_DIM(dout, 1)
+    _like(db, "db", typenum, d, True)
+    if d == 0:
+        return
+    cdef void *pd = cnp.PyArray_DATA(dout)
+    cdef void *pb = cnp.PyArray_DATA(db)
+    cdef int status
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            status = bias_grad_f64(<double *> pd, n, d, <double *> pb)
+        else:
+            status = bias_grad_f32(<float *> pd, n, d, <float *> pb)
+    if status != 0:
+        raise MemoryError("bias_grad: no memory for the accumulator")
+
+
+def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):
+    """p -= lr * g in place; flat float buffers of one dtype and size."""
+    cdef int typenum = _float_array(p, "p", True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(p)
+    _like(g, "g", typenum, n, False)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *pg = cnp.PyArray_DATA(g)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            sgd_update_f64(<double *> pp, <double *> pg, lr, n)
+        else:
+            sgd_update_f32(<float *> pp, <float *> pg, lr, n)
