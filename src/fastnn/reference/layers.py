@@ -194,3 +194,9 @@ class SoftmaxWithLoss:
         dx = dx / batch_size
 
         return dx
+
+
+# Volume 1's convolution layers live in their own module; layers is their public namespace.
+from .conv import Convolution, Pooling  # noqa: E402
+
+__all__ += ["Convolution", "Pooling"]
