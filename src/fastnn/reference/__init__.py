@@ -18,7 +18,8 @@ from .functions import (
     softmax,
     softmax_cross_entropy,
 )
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
+from .layers import (Affine, BatchNormalization, Dropout, MatMul, Relu, Repeat, Sigmoid,
+                     SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
