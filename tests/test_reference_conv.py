@@ -28,7 +28,8 @@ def padded(x, pad):
 
 
 def loop_im2col(x, fh, fw, stride, pad):
-    """Row (n, i, j), column (c, y, x) = padded image n, channel c, pixel (i*stride + y, j*stride + x)."""
+    """Row (n, i, j), column (c, y, x) = padded image n, channel c, pixel (i*stride + y,
+    j*stride + x)."""
     N, C, H, W = x.shape
     out_h = (H + 2 * pad - fh) // stride + 1
     out_w = (W + 2 * pad - fw) // stride + 1
@@ -65,7 +66,8 @@ def loop_col2im(col, shape, fh, fw, stride, pad):
 
 
 def loop_convolution(x, W, b, stride, pad):
-    """out[n, f, i, j] = b[f] + sum over c, y, x of W[f, c, y, x] * padded x[n, c, i*s + y, j*s + x]."""
+    """out[n, f, i, j] = b[f] + sum over c, y, x of W[f, c, y, x] * padded x[n, c, i*s + y,
+    j*s + x]."""
     N, C, H, Wd = x.shape
     FN, _, FH, FW = W.shape
     out_h = (H + 2 * pad - FH) // stride + 1
@@ -247,7 +249,8 @@ def test_convolution_forward_against_loop(case, FN, seed):
 
 
 @pytest.mark.parametrize("shape, FN, filt, stride, pad", [
-    ((2, 3, 5, 6), 4, (3, 3), 1, 0), ((1, 1, 7, 7), 2, (3, 2), 2, 1), ((3, 2, 6, 5), 3, (2, 2), 3, 2),
+    ((2, 3, 5, 6), 4, (3, 3), 1, 0), ((1, 1, 7, 7), 2, (3, 2), 2, 1),
+    ((3, 2, 6, 5), 3, (2, 2), 3, 2),
     ((2, 1, 4, 4), 1, (5, 5), 1, 2), ((1, 2, 3, 8), 2, (1, 1), 2, 0),
 ], ids=str)
 def test_convolution_backward_against_numerical(shape, FN, filt, stride, pad):

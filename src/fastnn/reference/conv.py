@@ -85,7 +85,8 @@ class Convolution:
     dW, db = _grad(0), _grad(1)
 
     def forward(self, x):
-        """x: (N, C, H, W) -> (N, FN, out_h, out_w), out = conv_output_size(H, FH, stride, pad)."""
+        """x: (N, C, H, W) -> (N, FN, out_h, out_w), out_h = conv_output_size(H, FH, stride, pad),
+        out_w likewise."""
         W, b = self.params
         FN, C, FH, FW = W.shape
         x = _images(x)
@@ -108,7 +109,8 @@ class Convolution:
         return out
 
     def backward(self, dout):
-        """dout: (N, FN, out_h, out_w) -> dx (N, C, H, W); grads = [dW (FN, C, FH, FW), db (FN,)]."""
+        """dout: (N, FN, out_h, out_w) -> dx (N, C, H, W); writes grads = [dW (FN, C, FH, FW),
+        db (FN,)]."""
         dout = _check_dout(dout, self.out_shape, "Convolution")
         W, b = self.params
         FN, C, FH, FW = W.shape
@@ -148,7 +150,8 @@ class Pooling:
         self.out_shape = None
 
     def forward(self, x):
-        """x: (N, C, H, W) -> (N, C, out_h, out_w), out = conv_output_size(H, pool_h, stride, pad)."""
+        """x: (N, C, H, W) -> (N, C, out_h, out_w), out_h = conv_output_size(H, pool_h, stride,
+        pad), out_w likewise."""
         x = _images(x)
         N, C, H, W = x.shape
         out_h = conv_output_size(H, self.pool_h, self.stride, self.pad)
