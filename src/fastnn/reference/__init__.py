@@ -21,6 +21,7 @@ from .functions import (
 from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
 from .layers import Convolution, Pooling
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import SimpleConvNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .util import col2im, conv_output_size, im2col
 
