@@ -18,8 +18,8 @@ from .functions import (
     softmax,
     softmax_cross_entropy,
 )
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
-from .layers import Convolution, Pooling
+from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
+                     Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
 from .models import SimpleConvNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
