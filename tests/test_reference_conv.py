@@ -661,3 +661,127 @@ def test_half_float_inference():
         other.params[key][...] = net.params[key]
     assert_array_equal(other.predict(x16.astype(np.float64)), y)
     assert net.accuracy(x16, t) == np.mean(np.argmax(y, axis=1) == t)
+
+
+# --------------------------------------------------------------------------- DeepConvNet
+
+def small_conv(filter_num, pad=1):
+    return {'filter_num': filter_num, 'filter_size': 3, 'pad': pad, 'stride': 1}
+
+
+DEEP_TINY = dict(input_dim=(1, 8, 8), conv_param_1=small_conv(2), conv_param_2=small_conv(2),
+                 conv_param_3=small_conv(3), conv_param_4=small_conv(3, pad=2),
+                 conv_param_5=small_conv(2), conv_param_6=small_conv(2), hidden_size=6,
+                 output_size=3)
+DEEP_KEYS = [f"{p}{i}" for i in range(1, 9) for p in "Wb"]
+
+
+def test_deep_convnet_structure():
+    net = reference.DeepConvNet(seed=0)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == ["Convolution", "Relu", "Convolution", "Relu", "Pooling"] * 3 + [
+        "Affine", "Relu", "Dropout", "Affine", "Dropout"]
+    assert net.layers[17].dropout_ratio == net.layers[19].dropout_ratio == 0.5
+    shapes = {key: val.shape for key, val in net.params.items()}
+    assert shapes == {
+        "W1": (16, 1, 3, 3), "b1": (16,), "W2": (16, 16, 3, 3), "b2": (16,),
+        "W3": (32, 16, 3, 3), "b3": (32,), "W4": (32, 32, 3, 3), "b4": (32,),
+        "W5": (64, 32, 3, 3), "b5": (64,), "W6": (64, 64, 3, 3), "b6": (64,),
+        "W7": (1024, 50), "b7": (50,), "W8": (50, 10), "b8": (10,)}
+    for i, idx in enumerate((0, 2, 5, 7, 10, 12, 15, 18), start=1):
+        assert net.layers[idx].params[0] is net.params[f"W{i}"]
+        assert net.layers[idx].params[1] is net.params[f"b{i}"]
+    assert net.layers[7].pad == 2 and net.layers[5].pad == 1
+    assert reference.models.DeepConvNet is reference.DeepConvNet
+
+
+def test_deep_convnet_he_init_as_the_book():
+    """seed=None: np.random.randn for W1..W8 in order, scaled by sqrt(2 / fan_in) with the
+    book's fan-ins 1*3*3, 16*3*3, 16*3*3, 32*3*3, 32*3*3, 64*3*3, 64*4*4, 50."""
+    np.random.seed(21)
+    net = reference.DeepConvNet()
+    np.random.seed(21)
+    shapes = [(16, 1, 3, 3), (16, 16, 3, 3), (32, 16, 3, 3), (32, 32, 3, 3), (64, 32, 3, 3),
+              (64, 64, 3, 3), (1024, 50), (50, 10)]
+    fan_ins = [9, 144, 144, 288, 288, 576, 1024, 50]
+    for i, (shape, fan_in) in enumerate(zip(shapes, fan_ins), start=1):
+        assert_array_equal(net.params[f"W{i}"], np.sqrt(2.0 / fan_in) * np.random.randn(*shape))
+        assert_array_equal(net.params[f"b{i}"], np.zeros(shape[0] if i < 7 else shape[1]))
+
+
+def test_deep_convnet_dropout():
+    rng = np.random.default_rng(22)
+    net = reference.DeepConvNet(**DEEP_TINY, seed=22)
+    x, t = tiny_batch(rng, net)
+    # test mode: deterministic, each Dropout scales by 0.5
+    assert_array_equal(net.predict(x), net.predict(x, train_flg=False))
+    # training mode with NumPy's global state, as the book: np.random.seed repeats the masks
+    np.random.seed(0)
+    net_global = reference.DeepConvNet(**DEEP_TINY)
+    np.random.seed(1)
+    first = net_global.loss(x, t)
+    np.random.seed(1)
+    assert net_global.loss(x, t) == first
+    assert net_global.loss(x, t, train_flg=False) == net_global.last_layer.forward(
+        net_global.predict(x), t)
+    # with a seed the masks come from the network's generator: global state untouched
+    state = np.random.get_state()[1].copy()
+    net.loss(x, t)
+    assert_array_equal(np.random.get_state()[1], state)
+    assert net.layers[17].mask is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_deep_convnet_gradient_against_numerical(dtype):
+    rng = np.random.default_rng(23)
+    np.random.seed(23)
+    net = reference.DeepConvNet(**DEEP_TINY)  # masks from the global state, reseeded per loss
+    x, t = tiny_batch(rng, net)
+    # biases away from 0: with the initial zeros, a pixel whose inputs are all 0 (after a ReLU)
+    # sits exactly on the next ReLU's kink, where the two sides' derivatives differ
+    for i in range(1, 9):
+        net.params[f"b{i}"][...] = rng.uniform(0.05, 0.2, net.params[f"b{i}"].shape)
+
+    np.random.seed(5)
+    grads = net.gradient(x, t)
+    assert sorted(grads) == sorted(DEEP_KEYS)
+
+    def loss(_):
+        np.random.seed(5)
+        return net.loss(x, t)
+
+    for key in DEEP_KEYS:
+        numeric = reference.functions.numerical_gradient(loss, net.params[key])
+        # (the loss's -log(y + 1e-7) differs from the backward's -log(y) by ~1e-7 / y)
+        assert_allclose(grads[key], numeric, rtol=1e-4, atol=1e-6, err_msg=key)
+
+    if dtype == np.float32:
+        net32 = reference.DeepConvNet(**DEEP_TINY, dtype=np.float32, seed=0)
+        for key in DEEP_KEYS:
+            net32.params[key][...] = net.params[key]
+        np.random.seed(5)
+        net32.layers[17].rng = net32.layers[19].rng = None  # the same masks as above
+        grads32 = net32.gradient(x, t)
+        for key in DEEP_KEYS:
+            assert grads32[key].dtype == np.float32
+            assert_allclose(grads32[key], grads[key], rtol=2e-3, atol=1e-5, err_msg=key)
+
+
+def test_deep_convnet_save_load(tmp_path):
+    rng = np.random.default_rng(24)
+    src = reference.DeepConvNet(**DEEP_TINY, seed=1)
+    x, t = tiny_batch(rng, src)
+    path = tmp_path / "deep_convnet_params.pkl"
+    src.save_params(str(path))
+    dst = reference.DeepConvNet(**DEEP_TINY, seed=2)
+    dst.load_params(str(path))
+    assert_array_equal(dst.predict(x), src.predict(x))
+    assert dst.accuracy(x, t, batch_size=4) == src.accuracy(x, t)
+
+    # a SimpleConvNet's file: the keys it lacks are named, nothing is loaded
+    simple = tmp_path / "params.pkl"
+    reference.SimpleConvNet(input_dim=(1, 8, 8), seed=0).save_params(str(simple))
+    with pytest.raises(ValueError, match=r"missing parameters \['W4', 'b4', 'W5', 'b5', 'W6', "
+                                         r"'b6', 'W7', 'b7', 'W8', 'b8'\]"):
+        dst.load_params(str(simple))
+    assert_array_equal(dst.predict(x), src.predict(x))

@@ -17,10 +17,10 @@ import numpy as np
 
 from .conv import Convolution, Pooling
 from .functions import numerical_gradient
-from .layers import Affine, Relu, SoftmaxWithLoss
+from .layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from .util import _positive_int, conv_output_size
 
-__all__ = ["SimpleConvNet"]
+__all__ = ["SimpleConvNet", "DeepConvNet"]
 
 
 def _dtype(dtype):
@@ -30,11 +30,16 @@ def _dtype(dtype):
     return dtype
 
 
-def _randn(seed):
-    """The standard-normal source: NumPy's global one for seed=None, else default_rng(seed)."""
-    if seed is None:
+def _generator(seed):
+    """None for seed=None (NumPy's global state, as the book), else np.random.default_rng(seed)."""
+    return None if seed is None else np.random.default_rng(seed)
+
+
+def _randn(rng):
+    """Standard-normal draws shaped like np.random.randn's arguments, from rng or (None) from
+    NumPy's global state."""
+    if rng is None:
         return np.random.randn
-    rng = np.random.default_rng(seed)
     return lambda *shape: rng.standard_normal(shape)
 
 
@@ -63,7 +68,10 @@ class _ConvNet:
         Dropout layers to training (random masks)."""
         x = self._images(x)
         for layer in self._sequence:
-            x = layer.forward(x)
+            if isinstance(layer, Dropout):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
         return x
 
     def loss(self, x, t, train_flg=True):
@@ -169,7 +177,7 @@ class SimpleConvNet(_ConvNet):
         pool_output_size = (filter_num * conv_output_size(conv_h, 2, 2)
                             * conv_output_size(conv_w, 2, 2))
 
-        randn = _randn(seed)
+        randn = _randn(_generator(seed))
         params = {}
         params['W1'] = weight_init_std * randn(filter_num, C, filter_size, filter_size)
         params['b1'] = np.zeros(filter_num)
@@ -199,3 +207,71 @@ class SimpleConvNet(_ConvNet):
         loss_w = lambda w: self.loss(x, t)  # noqa: E731 -- the book's idiom
 
         return {key: numerical_gradient(loss_w, param) for key, param in self.params.items()}
+
+
+class DeepConvNet(_ConvNet):
+    """The chapter-8 network (over 99% on MNIST):
+
+        conv - relu - conv - relu - pool - conv - relu - conv - relu - pool -
+        conv - relu - conv - relu - pool - affine - relu - dropout - affine - dropout - softmax
+
+    conv_param_i: each convolution's 'filter_num', square 'filter_size', 'pad' and 'stride';
+    pools are 2x2 with stride 2; the Dropout layers drop with ratio 0.5. He initialisation:
+    W_i = sqrt(2 / fan_in) * standard normal, fan_in being the inputs one output sees (channels
+    x filter_size^2 for a convolution, its input size for an affine layer), drawn W1 ... W8 in
+    that order; biases zero. For the default arguments these are the book's (hard-coded) scales
+    and shapes; other input sizes and filters get the sizes they lead to. ``layers`` is the
+    book's list (parameters in layers 0, 2, 5, 7, 10, 12, 15, 18); ``last_layer`` a
+    SoftmaxWithLoss. With a seed, the Dropout masks are drawn from the same generator.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28),
+                 conv_param_1={'filter_num': 16, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_2={'filter_num': 16, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_3={'filter_num': 32, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_4={'filter_num': 32, 'filter_size': 3, 'pad': 2, 'stride': 1},
+                 conv_param_5={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_6={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 hidden_size=50, output_size=10, *, dtype=np.float64, seed=None):
+        self.input_dim = C, H, W = _input_dim(input_dim)
+        self.dtype = _dtype(dtype)
+        conv_params = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5,
+                       conv_param_6]
+        rng = _generator(seed)
+        randn = _randn(rng)
+
+        params = {}
+        channels, h, w = C, H, W  # the shape entering each layer
+        for idx, conv_param in enumerate(conv_params, start=1):
+            filter_num, filter_size = conv_param['filter_num'], conv_param['filter_size']
+            fan_in = channels * filter_size * filter_size
+            params[f'W{idx}'] = np.sqrt(2.0 / fan_in) * randn(filter_num, channels,
+                                                              filter_size, filter_size)
+            params[f'b{idx}'] = np.zeros(filter_num)
+            channels = filter_num
+            h = conv_output_size(h, filter_size, conv_param['stride'], conv_param['pad'])
+            w = conv_output_size(w, filter_size, conv_param['stride'], conv_param['pad'])
+            if idx % 2 == 0:  # a pool after every second convolution
+                h, w = conv_output_size(h, 2, 2), conv_output_size(w, 2, 2)
+        flat_size = channels * h * w
+        params['W7'] = np.sqrt(2.0 / flat_size) * randn(flat_size, hidden_size)
+        params['b7'] = np.zeros(hidden_size)
+        params['W8'] = np.sqrt(2.0 / hidden_size) * randn(hidden_size, output_size)
+        params['b8'] = np.zeros(output_size)
+        self.params = {key: val.astype(self.dtype) for key, val in params.items()}
+
+        def conv(idx):
+            return Convolution(self.params[f'W{idx}'], self.params[f'b{idx}'],
+                               conv_params[idx - 1]['stride'], conv_params[idx - 1]['pad'])
+
+        self.layers = [
+            conv(1), Relu(), conv(2), Relu(), Pooling(pool_h=2, pool_w=2, stride=2),
+            conv(3), Relu(), conv(4), Relu(), Pooling(pool_h=2, pool_w=2, stride=2),
+            conv(5), Relu(), conv(6), Relu(), Pooling(pool_h=2, pool_w=2, stride=2),
+            Affine(self.params['W7'], self.params['b7']), Relu(), Dropout(0.5, rng=rng),
+            Affine(self.params['W8'], self.params['b8']), Dropout(0.5, rng=rng),
+        ]
+        self.last_layer = SoftmaxWithLoss()
+
+        self._sequence = self.layers
+        self._param_layers = [self.layers[i] for i in (0, 2, 5, 7, 10, 12, 15, 18)]

@@ -252,6 +252,6 @@ def gradient_check(model, x, t):
 
 
 # Volume 1's convolutional networks live in their own module; models is their public namespace.
-from .convnet import SimpleConvNet  # noqa: E402
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
 
-__all__ += ["SimpleConvNet"]
+__all__ += ["SimpleConvNet", "DeepConvNet"]
