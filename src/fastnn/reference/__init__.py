@@ -27,6 +27,7 @@ from .functions import (
 from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
                      Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import DeepConvNet, SimpleConvNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .util import col2im, conv_output_size, im2col
 
