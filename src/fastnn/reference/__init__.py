@@ -4,7 +4,7 @@ The oracle for every test of the compiled ``fastnn`` and the baseline of every b
 imports nothing from the rest of fastnn.
 """
 
-from . import datasets, functions, layers, models, optimizers
+from . import datasets, functions, layers, models, optimizers, trainer, util
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (
     bias_grad,
@@ -19,8 +19,10 @@ from .functions import (
     softmax_cross_entropy,
 )
 from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
-from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import BaseModel, TwoLayerNet, TwoLayerNetwork, gradient_check
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from .trainer import ModelTrainer, NetworkTrainer, Trainer
+from .util import clip_grads, shuffle_dataset, smooth_curve
 
 __all__ = (datasets.__all__ + functions.__all__ + layers.__all__ + models.__all__
-           + optimizers.__all__)
+           + optimizers.__all__ + trainer.__all__ + util.__all__)
