@@ -29,7 +29,7 @@ def num_threads(n):
 PENDING_FAST = {"Convolution", "Pooling", "Dropout", "BatchNormalization", "SigmoidWithLoss",
                 "identity_function", "step_function", "relu_grad", "sum_squared_error",
                 "softmax_loss", "numerical_gradient_2d", "MultiLayerNet", "MultiLayerNetExtend",
-                "SimpleConvNet", "DeepConvNet", "BaseModel"}
+                "SimpleConvNet", "DeepConvNet"}
 
 
 def pending_fast(half, names):
