@@ -4,7 +4,7 @@ The oracle for every test of the compiled ``fastnn`` and the baseline of every b
 imports nothing from the rest of fastnn.
 """
 
-from . import datasets, functions, layers, models, optimizers
+from . import datasets, functions, layers, models, multilayer, optimizers
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (
     bias_grad,
@@ -26,7 +26,8 @@ from .functions import (
 )
 from .layers import (Affine, BatchNormalization, Dropout, MatMul, Relu, Repeat, Sigmoid,
                      SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
-from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import (MultiLayerNet, MultiLayerNetExtend, TwoLayerNet, TwoLayerNetwork,
+                     gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 __all__ = (datasets.__all__ + functions.__all__ + layers.__all__ + models.__all__
