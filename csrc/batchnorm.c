@@ -31,20 +31,23 @@
 
 #include "layers.h"
 
-/* A block of x of about this many bytes stays in the L2 / L3 cache between the two passes */
-#define BLOCK_BYTES (2 << 20)
+/* A block of x (and dout) of about BLOCK_BYTES stays in the L3 cache between the two passes; a
+ * block row is at least MIN_ROW_BYTES (8 cache lines), so that each row's read is a run the
+ * prefetchers follow (one line per row, 8000 bytes apart: 10x slower than a streaming pass) */
+#define BLOCK_BYTES (8 << 20)
+#define MIN_ROW_BYTES 512
 
 static inline real relu_of(real v)
 {
     return !(v <= 0) ? v : 0;
 }
 
-/* columns per block: whole 64-byte lines, at least one line, at most d */
+/* columns per block: whole 64-byte lines, at least MIN_ROW_BYTES, at most d */
 static ptrdiff_t block_width(ptrdiff_t n, ptrdiff_t d)
 {
-    ptrdiff_t line = 64 / (ptrdiff_t)sizeof(real);
+    ptrdiff_t line = 64 / (ptrdiff_t)sizeof(real), least = MIN_ROW_BYTES / (ptrdiff_t)sizeof(real);
     ptrdiff_t w = BLOCK_BYTES / ((ptrdiff_t)sizeof(real) * (n > 0 ? n : 1)) / line * line;
-    w = w < line ? line : w;
+    w = w < least ? least : w;
     return w < d ? w : d;
 }
 
@@ -62,56 +65,102 @@ static int threads_for(ptrdiff_t n, ptrdiff_t d)
     return n * d >= FASTNN_PARALLEL_MIN && d >= 128 ? fastnn_get_num_threads() : 1;
 }
 
-/* out[:, lo:hi] = gamma (x - mean) rstd + beta (relu: max(0, .)) */
-static FASTNN_CLONES void normalize(const real *restrict x, ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo,
-                                    ptrdiff_t hi, const real *restrict gamma,
-                                    const real *restrict beta, const double *restrict mean,
-                                    const double *restrict rstd, int relu, real *restrict out)
+/* Rows per sweep: each loop over the columns of a block handles ROWS rows, so that the per-column
+ * values (accumulators, mean, scale) are loaded and stored once for all of them. Each column still
+ * sums its rows in order. The loop over the columns is the vector loop (omp simd: GCC does not
+ * vectorise it across the inner loop over the rows on its own). */
+#define ROWS 8
+
+/* out[i, lo:hi] = (x - mean) scale + beta for the r rows from x, out (relu: max(0, .)); scale is
+ * gamma rstd */
+static inline void normalize_rows(const real *restrict x, real *restrict out, int r, ptrdiff_t d,
+                                  ptrdiff_t lo, ptrdiff_t hi, const double *restrict mean,
+                                  const double *restrict scale, const real *restrict beta,
+                                  int relu)
 {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real *xi = x + i * d;
-        real *oi = out + i * d;
-        if (relu)
-            for (ptrdiff_t j = lo; j < hi; j++)
-                oi[j] = relu_of((real)(gamma[j] * ((xi[j] - mean[j]) * rstd[j]) + beta[j]));
-        else
-            for (ptrdiff_t j = lo; j < hi; j++)
-                oi[j] = (real)(gamma[j] * ((xi[j] - mean[j]) * rstd[j]) + beta[j]);
+#pragma omp simd
+    for (ptrdiff_t j = lo; j < hi; j++) {
+        double m = mean[j], sc = scale[j], b = beta[j];
+        for (int k = 0; k < r; k++) {
+            real o = (real)((x[k * d + j] - m) * sc + b);
+            out[k * d + j] = relu ? relu_of(o) : o;
+        }
     }
 }
 
-/* mean, var, rstd of columns [lo, hi), then out for them */
-static FASTNN_CLONES void train_block(const real *restrict x, ptrdiff_t n, ptrdiff_t d,
-                                      ptrdiff_t lo, ptrdiff_t hi, const real *restrict gamma,
-                                      const real *restrict beta, double eps, int relu,
-                                      real *restrict out, double *restrict mean,
-                                      double *restrict var, double *restrict rstd)
+/* The flags of the *_rows functions are constants where they are called, so each call inlines
+ * a loop without branches, which GCC vectorises (a flag read inside the loop kept it scalar). */
+static inline void normalize_all(const real *x, ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo,
+                                 ptrdiff_t hi, const double *mean, const double *scale,
+                                 const real *beta, int relu, real *out)
+{
+    ptrdiff_t i = 0;
+    for (; i + ROWS <= n; i += ROWS)
+        normalize_rows(x + i * d, out + i * d, ROWS, d, lo, hi, mean, scale, beta, relu);
+    if (i < n)
+        normalize_rows(x + i * d, out + i * d, (int)(n - i), d, lo, hi, mean, scale, beta, relu);
+}
+
+static FASTNN_CLONES void normalize(const real *x, ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo,
+                                    ptrdiff_t hi, const double *mean, const double *scale,
+                                    const real *beta, int relu, real *out)
+{
+    if (relu)
+        normalize_all(x, n, d, lo, hi, mean, scale, beta, 1, out);
+    else
+        normalize_all(x, n, d, lo, hi, mean, scale, beta, 0, out);
+}
+
+/* sum1[j] += sum of x - shift, sum2[j] += sum of (x - shift)^2 over the r rows from x */
+static inline void moment_rows(const real *restrict x, int r, ptrdiff_t d, ptrdiff_t lo,
+                               ptrdiff_t hi, const real *restrict shift, double *restrict sum1,
+                               double *restrict sum2)
+{
+#pragma omp simd
+    for (ptrdiff_t j = lo; j < hi; j++) {
+        double s1 = sum1[j], s2 = sum2[j], sh = shift[j];
+        for (int k = 0; k < r; k++) {
+            double v = x[k * d + j] - sh;
+            s1 += v;
+            s2 += v * v;
+        }
+        sum1[j] = s1;
+        sum2[j] = s2;
+    }
+}
+
+/* mean, var, rstd of columns [lo, hi), then out for them; scale is scratch for gamma rstd */
+static FASTNN_CLONES void train_block(const real *x, ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo,
+                                      ptrdiff_t hi, const real *gamma, const real *beta,
+                                      double eps, int relu, real *out, double *mean, double *var,
+                                      double *rstd, double *scale)
 {
     const real *shift = x; /* the first row */
     for (ptrdiff_t j = lo; j < hi; j++)
         mean[j] = var[j] = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real *xi = x + i * d;
-        for (ptrdiff_t j = lo; j < hi; j++) {
-            double v = (double)xi[j] - shift[j];
-            mean[j] += v;
-            var[j] += v * v;
-        }
-    }
+    ptrdiff_t i = 0;
+    for (; i + ROWS <= n; i += ROWS)
+        moment_rows(x + i * d, ROWS, d, lo, hi, shift, mean, var);
+    if (i < n)
+        moment_rows(x + i * d, (int)(n - i), d, lo, hi, shift, mean, var);
     for (ptrdiff_t j = lo; j < hi; j++) {
         double m = mean[j] / (double)n, v = var[j] / (double)n - m * m;
         v = v < 0 ? 0 : v; /* rounding; NaN stays NaN */
         mean[j] = shift[j] + m;
         var[j] = v;
         rstd[j] = 1 / sqrt(v + eps);
+        scale[j] = gamma[j] * rstd[j];
     }
-    normalize(x, n, d, lo, hi, gamma, beta, mean, rstd, relu, out);
+    normalize(x, n, d, lo, hi, mean, scale, beta, relu, out);
 }
 
 int FN(batchnorm_forward_train)(const real *x, ptrdiff_t n, ptrdiff_t d, const real *gamma,
                                 const real *beta, double eps, int relu, real *out, double *mean,
                                 double *var, double *rstd)
 {
+    double *scale = malloc((size_t)(d > 0 ? d : 1) * sizeof *scale);
+    if (!scale)
+        return -1;
     ptrdiff_t w = block_width(n, d);
     int nt = threads_for(n, d);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -120,8 +169,9 @@ int FN(batchnorm_forward_train)(const real *x, ptrdiff_t n, ptrdiff_t d, const r
         column_range(b, nt, d, &lo, &hi);
         for (ptrdiff_t c = lo; c < hi; c += w)
             train_block(x, n, d, c, c + w < hi ? c + w : hi, gamma, beta, eps, relu, out, mean,
-                        var, rstd);
+                        var, rstd, scale);
     }
+    free(scale);
     return 0;
 }
 
@@ -129,78 +179,114 @@ int FN(batchnorm_forward_test)(const real *x, ptrdiff_t n, ptrdiff_t d, const re
                                const real *beta, const double *mean, const double *var,
                                double eps, int relu, real *out)
 {
-    double *rstd = malloc((size_t)(d > 0 ? d : 1) * sizeof *rstd);
-    if (!rstd)
+    double *scale = malloc((size_t)(d > 0 ? d : 1) * sizeof *scale);
+    if (!scale)
         return -1;
     for (ptrdiff_t j = 0; j < d; j++)
-        rstd[j] = 1 / sqrt(var[j] + eps);
+        scale[j] = gamma[j] / sqrt(var[j] + eps);
     int nt = threads_for(n, d);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int b = 0; b < nt; b++) {
         ptrdiff_t lo, hi;
         column_range(b, nt, d, &lo, &hi);
         if (lo < hi)
-            normalize(x, n, d, lo, hi, gamma, beta, mean, rstd, relu, out);
+            normalize(x, n, d, lo, hi, mean, scale, beta, relu, out);
     }
-    free(rstd);
+    free(scale);
     return 0;
 }
 
-/* Columns [lo, hi): the sums (float64, in acc_b, acc_g) and dx, dgamma, dbeta */
-static FASTNN_CLONES void backward_block(const real *restrict dout, const real *restrict y,
-                                         const real *restrict x, ptrdiff_t n, ptrdiff_t d,
-                                         ptrdiff_t lo, ptrdiff_t hi, const real *restrict gamma,
-                                         const double *restrict mean, const double *restrict rstd,
-                                         double *restrict acc_b, double *restrict acc_g,
-                                         real *restrict dx, real *restrict dgamma,
-                                         real *restrict dbeta)
+/* acc_b[j] += sum of g, acc_g[j] += sum of xn g over the r rows from dout, x, with g = dout
+ * (counted only where y, the fused ReLU's output, passed it) */
+static inline void grad_sums_rows(const real *restrict dout, const real *restrict y, int relu,
+                                  const real *restrict x, int r, ptrdiff_t d, ptrdiff_t lo,
+                                  ptrdiff_t hi, const double *restrict mean,
+                                  const double *restrict rstd, double *restrict acc_b,
+                                  double *restrict acc_g)
+{
+#pragma omp simd
+    for (ptrdiff_t j = lo; j < hi; j++) {
+        double sb = acc_b[j], sg = acc_g[j], m = mean[j], rs = rstd[j];
+        for (int k = 0; k < r; k++) {
+            double g = relu && y[k * d + j] <= 0 ? 0 : dout[k * d + j];
+            sb += g;
+            sg += (x[k * d + j] - m) * rs * g;
+        }
+        acc_b[j] = sb;
+        acc_g[j] = sg;
+    }
+}
+
+/* dx = gamma rstd (g - mean of g - xn mean of xn g) for the r rows: scale = gamma rstd,
+ * mb, mg the two means */
+static inline void grad_rows(const real *restrict dout, const real *restrict y, int relu,
+                             const real *restrict x, real *restrict dx, int r, ptrdiff_t d,
+                             ptrdiff_t lo, ptrdiff_t hi, const double *restrict mean,
+                             const double *restrict rstd, const double *restrict scale,
+                             const double *restrict mb, const double *restrict mg)
+{
+#pragma omp simd
+    for (ptrdiff_t j = lo; j < hi; j++) {
+        double m = mean[j], rs = rstd[j], sc = scale[j], b = mb[j], g = mg[j];
+        for (int k = 0; k < r; k++) {
+            double dk = relu && y[k * d + j] <= 0 ? 0 : dout[k * d + j];
+            dx[k * d + j] = (real)(sc * (dk - b - (x[k * d + j] - m) * rs * g));
+        }
+    }
+}
+
+/* Columns [lo, hi): the sums (float64, in acc_b, acc_g), dgamma, dbeta, then dx; scale scratch.
+ * relu: dout counts only where y passed the ReLU (y unused otherwise) */
+static inline void backward_all(const real *dout, const real *y, int relu, const real *x,
+                                ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo, ptrdiff_t hi,
+                                const real *gamma, const double *mean, const double *rstd,
+                                double *acc_b, double *acc_g, double *scale, real *dx,
+                                real *dgamma, real *dbeta)
 {
     for (ptrdiff_t j = lo; j < hi; j++)
         acc_b[j] = acc_g[j] = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real *xi = x + i * d, *di = dout + i * d;
-        const real *yi = y ? y + i * d : NULL;
-        if (yi)
-            for (ptrdiff_t j = lo; j < hi; j++) {
-                double g = yi[j] <= 0 ? 0 : di[j];
-                acc_b[j] += g;
-                acc_g[j] += (xi[j] - mean[j]) * rstd[j] * g;
-            }
-        else
-            for (ptrdiff_t j = lo; j < hi; j++) {
-                acc_b[j] += di[j];
-                acc_g[j] += (xi[j] - mean[j]) * rstd[j] * di[j];
-            }
-    }
+    ptrdiff_t i = 0;
+    for (; i + ROWS <= n; i += ROWS)
+        grad_sums_rows(dout + i * d, y + i * d, relu, x + i * d, ROWS, d, lo, hi, mean, rstd,
+                       acc_b, acc_g);
+    if (i < n)
+        grad_sums_rows(dout + i * d, y + i * d, relu, x + i * d, (int)(n - i), d, lo, hi, mean,
+                       rstd, acc_b, acc_g);
     double inv_n = 1 / (double)n;
     for (ptrdiff_t j = lo; j < hi; j++) {
         dbeta[j] = (real)acc_b[j];
         dgamma[j] = (real)acc_g[j];
         acc_b[j] *= inv_n; /* the means the second pass subtracts */
         acc_g[j] *= inv_n;
+        scale[j] = gamma[j] * rstd[j];
     }
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const real *xi = x + i * d, *di = dout + i * d;
-        const real *yi = y ? y + i * d : NULL;
-        real *dxi = dx + i * d;
-        if (yi)
-            for (ptrdiff_t j = lo; j < hi; j++) {
-                double xn = (xi[j] - mean[j]) * rstd[j], g = yi[j] <= 0 ? 0 : di[j];
-                dxi[j] = (real)(gamma[j] * rstd[j] * (g - acc_b[j] - xn * acc_g[j]));
-            }
-        else
-            for (ptrdiff_t j = lo; j < hi; j++) {
-                double xn = (xi[j] - mean[j]) * rstd[j];
-                dxi[j] = (real)(gamma[j] * rstd[j] * (di[j] - acc_b[j] - xn * acc_g[j]));
-            }
-    }
+    for (i = 0; i + ROWS <= n; i += ROWS)
+        grad_rows(dout + i * d, y + i * d, relu, x + i * d, dx + i * d, ROWS, d, lo, hi, mean,
+                  rstd, scale, acc_b, acc_g);
+    if (i < n)
+        grad_rows(dout + i * d, y + i * d, relu, x + i * d, dx + i * d, (int)(n - i), d, lo, hi,
+                  mean, rstd, scale, acc_b, acc_g);
+}
+
+static FASTNN_CLONES void backward_block(const real *dout, const real *y, const real *x,
+                                         ptrdiff_t n, ptrdiff_t d, ptrdiff_t lo, ptrdiff_t hi,
+                                         const real *gamma, const double *mean,
+                                         const double *rstd, double *acc_b, double *acc_g,
+                                         double *scale, real *dx, real *dgamma, real *dbeta)
+{
+    if (y)
+        backward_all(dout, y, 1, x, n, d, lo, hi, gamma, mean, rstd, acc_b, acc_g, scale, dx,
+                     dgamma, dbeta);
+    else /* y = dout: a pointer that is never read */
+        backward_all(dout, dout, 0, x, n, d, lo, hi, gamma, mean, rstd, acc_b, acc_g, scale, dx,
+                     dgamma, dbeta);
 }
 
 int FN(batchnorm_backward)(const real *dout, const real *y, const real *x, ptrdiff_t n,
                            ptrdiff_t d, const real *gamma, const double *mean, const double *rstd,
                            real *dx, real *dgamma, real *dbeta)
 {
-    double *acc = malloc((size_t)(d > 0 ? 2 * d : 1) * sizeof *acc);
+    double *acc = malloc((size_t)(d > 0 ? 3 * d : 1) * sizeof *acc);
     if (!acc)
         return -1;
     ptrdiff_t w = block_width(2 * n, d); /* dout's block and x's */
@@ -211,7 +297,7 @@ int FN(batchnorm_backward)(const real *dout, const real *y, const real *x, ptrdi
         column_range(b, nt, d, &lo, &hi);
         for (ptrdiff_t c = lo; c < hi; c += w)
             backward_block(dout, y, x, n, d, c, c + w < hi ? c + w : hi, gamma, mean, rstd, acc,
-                           acc + d, dx, dgamma, dbeta);
+                           acc + d, acc + 2 * d, dx, dgamma, dbeta);
     }
     free(acc);
     return 0;

@@ -75,13 +75,17 @@ def batchnorm_forward_train(cnp.ndarray x not None, cnp.ndarray gamma not None,
     cdef void *pg = cnp.PyArray_DATA(gamma)
     cdef void *pb = cnp.PyArray_DATA(beta)
     cdef void *po = cnp.PyArray_DATA(out)
+    cdef int status
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            batchnorm_forward_train_f64(<double *> px, n, d, <double *> pg, <double *> pb, eps,
-                                        relu, <double *> po, pm, pv, pr)
+            status = batchnorm_forward_train_f64(<double *> px, n, d, <double *> pg,
+                                                 <double *> pb, eps, relu, <double *> po, pm, pv,
+                                                 pr)
         else:
-            batchnorm_forward_train_f32(<float *> px, n, d, <float *> pg, <float *> pb, eps,
-                                        relu, <float *> po, pm, pv, pr)
+            status = batchnorm_forward_train_f32(<float *> px, n, d, <float *> pg, <float *> pb,
+                                                 eps, relu, <float *> po, pm, pv, pr)
+    if status != 0:
+        raise MemoryError("batchnorm_forward_train: no memory for the scale")
 
 
 def batchnorm_forward_test(cnp.ndarray x not None, cnp.ndarray gamma not None,
