@@ -24,7 +24,8 @@
  * the thread count.
  *
  * Contract (checked by _core.pyx): C-contiguous buffers; gamma, beta, mean, var, rstd of d
- * elements. Returns 0, or -1 when scratch cannot be allocated (nothing written then).
+ * elements. Returns FASTNN_OK, or FASTNN_NO_MEMORY when scratch cannot be allocated (nothing
+ * written then).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -154,13 +155,13 @@ static FASTNN_CLONES void train_block(const real *x, ptrdiff_t n, ptrdiff_t d, p
     normalize(x, n, d, lo, hi, mean, scale, beta, relu, out);
 }
 
-int FN(batchnorm_forward_train)(const real *x, ptrdiff_t n, ptrdiff_t d, const real *gamma,
+ptrdiff_t FN(batchnorm_forward_train)(const real *x, ptrdiff_t n, ptrdiff_t d, const real *gamma,
                                 const real *beta, double eps, int relu, real *out, double *mean,
                                 double *var, double *rstd)
 {
     double *scale = malloc((size_t)(d > 0 ? d : 1) * sizeof *scale);
     if (!scale)
-        return -1;
+        return FASTNN_NO_MEMORY;
     ptrdiff_t w = block_width(n, d);
     int nt = threads_for(n, d);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -172,16 +173,16 @@ int FN(batchnorm_forward_train)(const real *x, ptrdiff_t n, ptrdiff_t d, const r
                         var, rstd, scale);
     }
     free(scale);
-    return 0;
+    return FASTNN_OK;
 }
 
-int FN(batchnorm_forward_test)(const real *x, ptrdiff_t n, ptrdiff_t d, const real *gamma,
+ptrdiff_t FN(batchnorm_forward_test)(const real *x, ptrdiff_t n, ptrdiff_t d, const real *gamma,
                                const real *beta, const double *mean, const double *var,
                                double eps, int relu, real *out)
 {
     double *scale = malloc((size_t)(d > 0 ? d : 1) * sizeof *scale);
     if (!scale)
-        return -1;
+        return FASTNN_NO_MEMORY;
     for (ptrdiff_t j = 0; j < d; j++)
         scale[j] = gamma[j] / sqrt(var[j] + eps);
     int nt = threads_for(n, d);
@@ -193,7 +194,7 @@ int FN(batchnorm_forward_test)(const real *x, ptrdiff_t n, ptrdiff_t d, const re
             normalize(x, n, d, lo, hi, mean, scale, beta, relu, out);
     }
     free(scale);
-    return 0;
+    return FASTNN_OK;
 }
 
 /* acc_b[j] += sum of g, acc_g[j] += sum of xn g over the r rows from dout, x, with g = dout
@@ -282,13 +283,13 @@ static FASTNN_CLONES void backward_block(const real *dout, const real *y, const 
                      dgamma, dbeta);
 }
 
-int FN(batchnorm_backward)(const real *dout, const real *y, const real *x, ptrdiff_t n,
+ptrdiff_t FN(batchnorm_backward)(const real *dout, const real *y, const real *x, ptrdiff_t n,
                            ptrdiff_t d, const real *gamma, const double *mean, const double *rstd,
                            real *dx, real *dgamma, real *dbeta)
 {
     double *acc = malloc((size_t)(d > 0 ? 3 * d : 1) * sizeof *acc);
     if (!acc)
-        return -1;
+        return FASTNN_NO_MEMORY;
     ptrdiff_t w = block_width(2 * n, d); /* dout's block and x's */
     int nt = threads_for(n, d);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -300,5 +301,5 @@ int FN(batchnorm_backward)(const real *dout, const real *y, const real *x, ptrdi
                            acc + d, acc + 2 * d, dx, dgamma, dbeta);
     }
     free(acc);
-    return 0;
+    return FASTNN_OK;
 }

@@ -3,23 +3,23 @@
 # statistics are float64 for both precisions.
 
 cdef extern from "layers.h" nogil:
-    int batchnorm_forward_train_f64(const double *x, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t batchnorm_forward_train_f64(const double *x, Py_ssize_t n, Py_ssize_t d,
                                     const double *gamma, const double *beta, double eps, int relu,
                                     double *out, double *mean, double *var, double *rstd)
-    int batchnorm_forward_train_f32(const float *x, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t batchnorm_forward_train_f32(const float *x, Py_ssize_t n, Py_ssize_t d,
                                     const float *gamma, const float *beta, double eps, int relu,
                                     float *out, double *mean, double *var, double *rstd)
-    int batchnorm_forward_test_f64(const double *x, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t batchnorm_forward_test_f64(const double *x, Py_ssize_t n, Py_ssize_t d,
                                    const double *gamma, const double *beta, const double *mean,
                                    const double *var, double eps, int relu, double *out)
-    int batchnorm_forward_test_f32(const float *x, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t batchnorm_forward_test_f32(const float *x, Py_ssize_t n, Py_ssize_t d,
                                    const float *gamma, const float *beta, const double *mean,
                                    const double *var, double eps, int relu, float *out)
-    int batchnorm_backward_f64(const double *dout, const double *y, const double *x,
+    Py_ssize_t batchnorm_backward_f64(const double *dout, const double *y, const double *x,
                                Py_ssize_t n, Py_ssize_t d, const double *gamma,
                                const double *mean, const double *rstd, double *dx,
                                double *dgamma, double *dbeta)
-    int batchnorm_backward_f32(const float *dout, const float *y, const float *x, Py_ssize_t n,
+    Py_ssize_t batchnorm_backward_f32(const float *dout, const float *y, const float *x, Py_ssize_t n,
                                Py_ssize_t d, const float *gamma, const double *mean,
                                const double *rstd, float *dx, float *dgamma, float *dbeta)
     void relu_forward_f64(const double *x, double *out, unsigned char *mask, Py_ssize_t n)
@@ -84,8 +84,7 @@ def batchnorm_forward_train(cnp.ndarray x not None, cnp.ndarray gamma not None,
         else:
             status = batchnorm_forward_train_f32(<float *> px, n, d, <float *> pg, <float *> pb,
                                                  eps, relu, <float *> po, pm, pv, pr)
-    if status != 0:
-        raise MemoryError("batchnorm_forward_train: no memory for the scale")
+    _check_status(status, "batchnorm_forward_train")
 
 
 def batchnorm_forward_test(cnp.ndarray x not None, cnp.ndarray gamma not None,
@@ -114,8 +113,7 @@ def batchnorm_forward_test(cnp.ndarray x not None, cnp.ndarray gamma not None,
         else:
             status = batchnorm_forward_test_f32(<float *> px, n, d, <float *> pg, <float *> pb,
                                                 pm, pv, eps, relu, <float *> po)
-    if status != 0:
-        raise MemoryError("batchnorm_forward_test: no memory for the scale")
+    _check_status(status, "batchnorm_forward_test")
 
 
 def batchnorm_backward(cnp.ndarray dout not None, cnp.ndarray y, cnp.ndarray x not None,
@@ -155,8 +153,7 @@ def batchnorm_backward(cnp.ndarray dout not None, cnp.ndarray y, cnp.ndarray x n
             status = batchnorm_backward_f32(<float *> pd, <float *> py, <float *> px, n, d,
                                             <float *> pg, pm, pr, <float *> pdx, <float *> pdg,
                                             <float *> pdb)
-    if status != 0:
-        raise MemoryError("batchnorm_backward: no memory for the accumulators")
+    _check_status(status, "batchnorm_backward")
 
 
 def relu_forward(cnp.ndarray x not None, cnp.ndarray out not None, cnp.ndarray mask not None):

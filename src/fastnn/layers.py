@@ -258,23 +258,23 @@ class Dropout:
     """Dropout (http://arxiv.org/abs/1207.0580): in training, each unit is kept where a uniform
     draw exceeds dropout_ratio (the bool `mask`); at test time, x * (1 - dropout_ratio).
 
-    The draws are the book's np.random.rand(*x.shape) from NumPy's global random state; seed (an
-    int or a np.random.Generator) draws from np.random.default_rng(seed) instead. The mask and the
+    The draws are the book's np.random.rand(*x.shape) from NumPy's global random state; rng (a
+    np.random.Generator, or a seed for one) draws rng.random(x.shape) instead. The mask and the
     product are one compiled pass.
     """
 
-    def __init__(self, dropout_ratio=0.5, *, seed=None):
+    def __init__(self, dropout_ratio=0.5, *, rng=None):
         self.dropout_ratio = check_dropout_ratio(dropout_ratio)
         self.params, self.grads = [], []
         self.mask = None
-        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.rng = None if rng is None else np.random.default_rng(rng)
 
     def forward(self, x, train_flg=True):
         """Any shape -> x * mask (training) or x * (1 - dropout_ratio); x's dtype."""
         x = as_float(x, "x")
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
-        u = uniform_draws(self._rng, x.shape)
+        u = uniform_draws(self.rng, x.shape)
         out = np.empty_like(x)
         mask = np.empty(x.shape, dtype=bool)
         _core.dropout_forward(x.reshape(-1), u.reshape(-1), self.dropout_ratio, out.reshape(-1),
@@ -300,7 +300,7 @@ class Dropout:
             np.multiply(z, 1.0 - self.dropout_ratio, out=out)
             return out
         mask = np.empty(z.shape, dtype=bool)
-        _core.dropout_forward(z.reshape(-1), uniform_draws(self._rng, z.shape).reshape(-1),
+        _core.dropout_forward(z.reshape(-1), uniform_draws(self.rng, z.shape).reshape(-1),
                               self.dropout_ratio, out.reshape(-1), mask.reshape(-1))
         self.mask = mask
         return out
@@ -326,9 +326,14 @@ class BatchNormalization:
         self.grads = [np.zeros_like(gamma), np.zeros_like(beta)]
         self.momentum = momentum
         self.input_shape = None
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if stat is not None and np.shape(stat) != np.shape(gamma):
+                raise ValueError(f"{name} has shape {np.shape(stat)}, gamma has shape "
+                                 f"{np.shape(gamma)}: one value per feature is needed")
         self.running_mean = running_mean
         self.running_var = running_var
-        self._saved = None  # (x (N, D), gamma, mean, rstd, x's shape) of the last training forward
+        # what backward needs: (train_flg, x (N, D), gamma, mean, rstd (float64), x's shape)
+        self._saved = None
 
     gamma = _entry("params", 0, "scale (D,): params[0]")
     beta = _entry("params", 1, "shift (D,): params[1]")
@@ -338,8 +343,8 @@ class BatchNormalization:
     def _operands(self, x):
         """x as (N, D) with gamma and beta as buffers of the computing dtype; checks every shape."""
         x = as_float(x, "x")
-        if x.ndim < 2 or x.shape[0] == 0 or x.size == 0:
-            raise ValueError(f"x must be a non-empty batch (N, D) or (N, C, H, W), got shape {x.shape}")
+        if x.ndim not in (2, 4) or x.size == 0:
+            raise ValueError(f"x must be a non-empty (N, D) or (N, C, H, W), got shape {x.shape}")
         gamma, beta = (np.asarray(p) for p in self.params)
         flat = x.reshape(x.shape[0], -1)
         d = flat.shape[1]
@@ -355,18 +360,18 @@ class BatchNormalization:
                 as_buffer(beta.reshape(d), dtype))
 
     def _running(self, d, dtype):
-        """The running statistics, (d,) each: zeros the first time, as the book's."""
-        rm, rv = self.running_mean, self.running_var
-        if rm is None or rv is None:
-            if rm is not None or rv is not None:
-                raise ValueError("running_mean and running_var must be given together")
-            return np.zeros(d, dtype), np.zeros(d, dtype)
-        rm, rv = np.asarray(rm), np.asarray(rv)
-        for name, r in (("running_mean", rm), ("running_var", rv)):
+        """The running statistics, (d,) each: zeros of dtype when not there yet, as the book's."""
+        stats = []
+        for name in ("running_mean", "running_var"):
+            r = getattr(self, name)
+            if r is None:
+                r = np.zeros(d, dtype)
+            r = np.asarray(r)
             check_real_dtype(r, name)
             if r.shape != (d,):
-                raise ValueError(f"{name} has shape {r.shape}, expected ({d},) for {d} features")
-        return rm, rv
+                raise ValueError(f"x has {d} features per sample, {name} has shape {r.shape}")
+            stats.append(r)
+        return stats
 
     def forward(self, x, train_flg=True):
         """x: (N, D) or (N, C, H, W) -> the normalized x * gamma + beta, x's shape."""
@@ -374,34 +379,47 @@ class BatchNormalization:
         flat, gamma, beta = self._operands(x)
         n, d = flat.shape
         rm, rv = self._running(d, flat.dtype)
-        out = np.empty_like(flat)
         if train_flg:
+            out = np.empty_like(flat)
             mean, var, rstd = np.empty(d), np.empty(d), np.empty(d)
             _core.batchnorm_forward_train(flat, gamma, beta, BATCHNORM_EPS, False, out, mean,
                                           var, rstd)
-            self._saved = (flat, gamma, mean, rstd, input_shape)
             m = self.momentum
             self.running_mean = m * rm + (1 - m) * mean.astype(flat.dtype)
             self.running_var = m * rv + (1 - m) * var.astype(flat.dtype)
         else:
-            _core.batchnorm_forward_test(flat, gamma, beta, as_buffer(rm, np.float64),
-                                         as_buffer(rv, np.float64), BATCHNORM_EPS, False, out)
+            # the running statistics join the dtype as in the book's x - running_mean
+            dtype = np.result_type(flat.dtype, rm.dtype, rv.dtype)
+            flat, gamma, beta = (as_buffer(a, dtype) for a in (flat, gamma, beta))
+            mean, var = as_buffer(rm, np.float64), as_buffer(rv, np.float64)
+            rstd = 1 / np.sqrt(var + BATCHNORM_EPS)
+            out = np.empty_like(flat)
+            _core.batchnorm_forward_test(flat, gamma, beta, mean, var, BATCHNORM_EPS, False, out)
             self.running_mean, self.running_var = rm, rv
+        self._saved = (train_flg, flat, gamma, mean, rstd, input_shape)
         self.input_shape = input_shape
         return out.reshape(input_shape)
 
     def backward(self, dout):
         """dout (shape of the training forward's x) -> dx, same shape; fills dgamma, dbeta."""
         if self._saved is None:
-            raise RuntimeError("BatchNormalization.backward called before a training forward")
-        x, gamma, mean, rstd, shape = self._saved
+            raise RuntimeError("BatchNormalization.backward called before forward")
+        train_flg, x, gamma, mean, rstd, shape = self._saved
         dout = as_float(dout, "dout")
         if dout.shape != shape:
-            raise ValueError(f"dout has shape {dout.shape}, the training forward's x had {shape}")
+            raise ValueError(f"dout has shape {dout.shape}, the forward's x had {shape}")
         dout = as_buffer(dout.reshape(x.shape), x.dtype)
-        dx = np.empty_like(x)
-        dgamma, dbeta = np.empty_like(gamma), np.empty_like(gamma)
-        _core.batchnorm_backward(dout, None, x, gamma, mean, rstd, dx, dgamma, dbeta)
+        if train_flg:
+            dx = np.empty_like(x)
+            dgamma, dbeta = np.empty_like(gamma), np.empty_like(gamma)
+            _core.batchnorm_backward(dout, None, x, gamma, mean, rstd, dx, dgamma, dbeta)
+        else:
+            # with the running statistics fixed the layer is affine in x: dx = gamma rstd dout.
+            # A rare path (no training step backpropagates a test-time forward): NumPy.
+            rstd = rstd.astype(x.dtype)
+            dx = gamma * rstd * dout
+            dgamma = np.sum((x - mean.astype(x.dtype)) * rstd * dout, axis=0)
+            dbeta = np.sum(dout, axis=0)
         self.grads[0][...] = dgamma.reshape(np.shape(self.grads[0]))
         self.grads[1][...] = dbeta.reshape(np.shape(self.grads[1]))
         return dx.reshape(shape)

@@ -86,7 +86,7 @@ class _MultiLayer:
                                                                   self.params["beta" + i])
             self.layers["Activation_function" + i] = _ACTIVATIONS[self.activation]()
             if use_dropout:
-                self.layers["Dropout" + i] = Dropout(dropout_ration, seed=self._rng)
+                self.layers["Dropout" + i] = Dropout(dropout_ration, rng=self._rng)
         i = str(self.hidden_layer_num + 1)
         self.layers["Affine" + i] = Affine(self.params["W" + i], self.params["b" + i])
         self.last_layer = SoftmaxWithLoss()
