@@ -4,7 +4,7 @@ The oracle for every test of the compiled ``fastnn`` and the baseline of every b
 imports nothing from the rest of fastnn.
 """
 
-from . import datasets, functions, layers, models, optimizers
+from . import datasets, functions, layers, models, optimizers, util
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (
     bias_grad,
@@ -18,9 +18,11 @@ from .functions import (
     softmax,
     softmax_cross_entropy,
 )
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
+from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
+                     Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from .util import col2im, conv_output_size, im2col
 
 __all__ = (datasets.__all__ + functions.__all__ + layers.__all__ + models.__all__
-           + optimizers.__all__)
+           + optimizers.__all__ + util.__all__)
