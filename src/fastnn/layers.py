@@ -100,3 +100,9 @@ class SoftmaxWithLoss:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
         return _core.softmax_ce_backward(self.y, as_labels(self.t, self.y.shape),
                                          as_scalar(dout, "dout"))
+
+
+# Volume 1's convolution layers live in their own module; layers is their public namespace.
+from .conv import Convolution, Pooling  # noqa: E402
+
+__all__ += ["Convolution", "Pooling"]

@@ -282,3 +282,9 @@ class TwoLayerNetwork(_CompiledTwoLayer):
         """x: (N, I), t: labels -> mean cross-entropy loss."""
         s = self._scores(self._inputs(x))
         return _core.softmax_ce_forward(s, as_labels(t, s.shape))[0]
+
+
+# Volume 1's convolutional networks live in their own module; models is their public namespace.
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]
