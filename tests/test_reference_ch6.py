@@ -42,6 +42,88 @@ def check_backward(layer, x, dout, forward=None):
     return dx
 
 
+# --------------------------------------------------------------------------- functions
+
+def test_identity_and_step_function():
+    x = np.array([[-1.5, 0.0], [2.0, 1e-300]])
+    assert functions.identity_function(x) is x
+    step = functions.step_function(x)
+    assert step.dtype == np.dtype(int)
+    assert_array_equal(step, [[0, 0], [1, 1]])
+    assert functions.step_function(3.0) == 1 and functions.step_function(-3.0) == 0
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_relu_grad_is_one_from_zero_up(dtype):
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0], dtype=dtype)
+    x_before = x.copy()
+    grad = functions.relu_grad(x)
+    assert grad.dtype == dtype
+    assert_array_equal(grad, [0, 1, 1, 1, 1])  # the book's x >= 0: 1 at the kink
+    assert_array_equal(x, x_before)
+
+
+def test_sum_squared_error_is_a_sum_not_a_mean():
+    # the book's chapter-4 example: t = 2, y mostly on 2
+    t = np.eye(10)[2]
+    y = np.array([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
+    assert_allclose(functions.sum_squared_error(y, t), 0.0975, rtol=1e-13)
+    assert_allclose(functions.sum_squared_error(np.ones((3, 2)), np.zeros((3, 2))), 3.0)
+
+
+@given(n=st.integers(1, 6), c=st.integers(2, 6), one_hot=st.booleans(), seed=st.integers(0, 99))
+@settings(max_examples=20, deadline=None)
+def test_softmax_loss(n, c, one_hot, seed):
+    rng = np.random.default_rng(seed)
+    X, t = rng.standard_normal((n, c)) * 3, rng.integers(0, c, size=n)
+    e = np.exp(X)
+    expected = -np.mean(np.log(e[np.arange(n), t] / e.sum(axis=1) + 1e-7))
+    assert_allclose(functions.softmax_loss(X, np.eye(c)[t] if one_hot else t), expected,
+                    rtol=1e-12)
+
+
+def test_numerical_gradient_2d_goes_row_by_row():
+    X = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
+    X_before = X.copy()
+    calls = []
+
+    def f(row):  # the book's idiom: f sees the row being perturbed
+        calls.append(row.shape)
+        return np.sum(row ** 2)
+
+    grad = functions.numerical_gradient_2d(f, X)
+    assert_allclose(grad, 2 * X_before, rtol=1e-8)
+    assert_array_equal(X, X_before)
+    assert calls == [(3,)] * 12
+
+    x = np.array([3.0, 4.0])
+    assert_allclose(functions.numerical_gradient_2d(lambda v: np.sum(v ** 2), x), [6.0, 8.0],
+                    rtol=1e-8)
+
+
+@given(rows=st.integers(1, 4), cols=st.integers(1, 4), seed=st.integers(0, 99))
+@settings(max_examples=20, deadline=None)
+def test_numerical_gradient_2d_equals_numerical_gradient_on_the_live_array(rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    X, A = rng.standard_normal((rows, cols)), rng.standard_normal((rows, cols))
+    live = lambda _: np.sum(np.sin(X) * A)  # noqa: E731 -- reads X, whatever it is passed
+    assert_array_equal(functions.numerical_gradient_2d(live, X),
+                       functions.numerical_gradient(live, X))
+
+
+def test_numerical_gradient_2d_restores_when_f_raises():
+    X = np.array([[0.1, 0.2], [0.3, 0.4]])
+
+    def f(row):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        functions.numerical_gradient_2d(f, X)
+    assert_array_equal(X, [[0.1, 0.2], [0.3, 0.4]])
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        functions.numerical_gradient_2d(f, np.zeros((2, 2, 2)))
+
+
 # --------------------------------------------------------------------------- volume-1 attributes
 
 def test_affine_attributes_are_params_and_grads(rng):

@@ -10,17 +10,24 @@ from .functions import (
     bias_grad,
     cross_entropy_error,
     gradient_descent,
+    identity_function,
     numerical_diff,
     numerical_gradient,
+    numerical_gradient_2d,
     relu,
+    relu_grad,
     sigmoid,
     sigmoid_grad,
     softmax,
     softmax_cross_entropy,
+    softmax_loss,
+    step_function,
+    sum_squared_error,
 )
 from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
                      Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import DeepConvNet, SimpleConvNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .util import col2im, conv_output_size, im2col
 

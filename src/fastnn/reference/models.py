@@ -249,3 +249,9 @@ def gradient_check(model, x, t):
         diff = np.abs(grad_backprop[key] - grad_numerical[key])
         result[key] = (float(np.mean(diff)), float(np.max(diff)))
     return result
+
+
+# Volume 1's convolutional networks live in their own module; models is their public namespace.
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]
