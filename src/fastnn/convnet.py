@@ -39,12 +39,11 @@ def _model_dtype(dtype):
     return dtype
 
 
-def _randn(seed):
-    """np.random.randn (the book's draws from the global state) or, with a seed (an int or a
-    np.random.Generator), the standard normal draws of np.random.default_rng(seed)."""
-    if seed is None:
+def _randn(rng):
+    """np.random.randn (the book's draws from the global state) for rng=None, else the standard
+    normal draws of the generator rng."""
+    if rng is None:
         return np.random.randn
-    rng = np.random.default_rng(seed)
     return lambda *shape: rng.standard_normal(shape)
 
 
@@ -140,7 +139,7 @@ class _ConvNet:
                         d = d.reshape(shape)
             else:  # Dropout
                 d = np.ascontiguousarray(layer.backward(d), self.dtype)
-        return grads
+        return {key: grads[key] for key in self.params}  # W1, b1, W2, ... as the book's
 
     def _store(self, layer, dW, db, grads):
         layer.grads[0], layer.grads[1] = dW, db
@@ -255,7 +254,7 @@ class SimpleConvNet(_ConvNet):
         pool_output_size = (filter_num * conv_output_size(conv_h, 2, 2)
                             * conv_output_size(conv_w, 2, 2))
 
-        randn = _randn(seed)
+        randn = _randn(None if seed is None else np.random.default_rng(seed))
         p = {}
         p['W1'] = weight_init_std * randn(filter_num, C, filter_size, filter_size)
         p['b1'] = np.zeros(filter_num)
@@ -298,27 +297,32 @@ class DeepConvNet(_ConvNet):
                  hidden_size=50, output_size=10, *, dtype=np.float64, seed=None):
         from .layers import Dropout
 
-        self.input_dim = _input_dim(input_dim)
+        self.input_dim = C, H, W = _input_dim(input_dim)
         self.dtype = _model_dtype(dtype)
         conv_params = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5,
                        conv_param_6]
-        # the book's fan-ins (each neuron's connections to the layer before), fixed as its code
-        pre_node_nums = np.array([1 * 3 * 3, 16 * 3 * 3, 16 * 3 * 3, 32 * 3 * 3, 32 * 3 * 3,
-                                  64 * 3 * 3, 64 * 4 * 4, hidden_size])
-        weight_init_scales = np.sqrt(2.0 / pre_node_nums)  # He
+        rng = None if seed is None else np.random.default_rng(seed)
+        randn = _randn(rng)
 
-        randn = _randn(seed)
+        # He: sqrt(2 / fan_in), fan_in the inputs one output sees; for the default arguments the
+        # book's hard-coded scales
         p = {}
-        pre_channel_num = self.input_dim[0]
-        for idx, conv_param in enumerate(conv_params):
-            p['W' + str(idx + 1)] = weight_init_scales[idx] * randn(
-                conv_param['filter_num'], pre_channel_num, conv_param['filter_size'],
-                conv_param['filter_size'])
-            p['b' + str(idx + 1)] = np.zeros(conv_param['filter_num'])
-            pre_channel_num = conv_param['filter_num']
-        p['W7'] = weight_init_scales[6] * randn(64 * 4 * 4, hidden_size)
+        channels, h, w = C, H, W  # the shape entering each layer
+        for idx, conv_param in enumerate(conv_params, start=1):
+            filter_num, filter_size = conv_param['filter_num'], conv_param['filter_size']
+            fan_in = channels * filter_size * filter_size
+            p[f'W{idx}'] = np.sqrt(2.0 / fan_in) * randn(filter_num, channels, filter_size,
+                                                         filter_size)
+            p[f'b{idx}'] = np.zeros(filter_num)
+            channels = filter_num
+            h = conv_output_size(h, filter_size, conv_param['stride'], conv_param['pad'])
+            w = conv_output_size(w, filter_size, conv_param['stride'], conv_param['pad'])
+            if idx % 2 == 0:  # a pool after every second convolution
+                h, w = conv_output_size(h, 2, 2), conv_output_size(w, 2, 2)
+        flat_size = channels * h * w
+        p['W7'] = np.sqrt(2.0 / flat_size) * randn(flat_size, hidden_size)
         p['b7'] = np.zeros(hidden_size)
-        p['W8'] = weight_init_scales[7] * randn(hidden_size, output_size)
+        p['W8'] = np.sqrt(2.0 / hidden_size) * randn(hidden_size, output_size)
         p['b8'] = np.zeros(output_size)
         self.params = {key: val.astype(self.dtype) for key, val in p.items()}
 
@@ -333,7 +337,7 @@ class DeepConvNet(_ConvNet):
                 stages.append((layers[-1], False))
         affine1, affine2 = Affine(self.params['W7'], self.params['b7']), Affine(
             self.params['W8'], self.params['b8'])
-        dropout1, dropout2 = Dropout(0.5), Dropout(0.5)
+        dropout1, dropout2 = Dropout(0.5, seed=rng), Dropout(0.5, seed=rng)  # masks from seed's
         layers += [affine1, Relu(), dropout1, affine2, dropout2]
         stages += [(affine1, True), (dropout1, False), (affine2, False), (dropout2, False)]
         _build(self, layers, stages)
