@@ -144,7 +144,7 @@ class NetworkTrainer(Trainer):
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.optimizer = self.optimizer_classes[optimizer.lower()](**optimizer_param)
         self.gradient = gradient
-        self._choice = np.random.choice if rng is None else np.random.default_rng(rng).choice
+        self._rng = None if rng is None else np.random.default_rng(rng)
 
         self.train_size = x_train.shape[0]
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
@@ -158,7 +158,10 @@ class NetworkTrainer(Trainer):
 
     def _update(self):
         """One mini-batch: gradients, the optimizer's update; returns the loss."""
-        batch_mask = self._choice(self.train_size, self.batch_size)
+        if self._rng is None:
+            batch_mask = np.random.choice(self.train_size, self.batch_size)
+        else:  # the numbers rng.choice(train_size, batch_size) draws, without its overhead
+            batch_mask = self._rng.integers(0, self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
         network = self.network
