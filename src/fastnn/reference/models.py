@@ -294,3 +294,9 @@ class BaseModel:
                              f"{[p.shape for p in loaded]}, the model's are {shapes}")
         for param, value in zip(self.params, loaded):
             param[...] = value
+
+
+# Volume 1's convolutional networks live in their own module; models is their public namespace.
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]
