@@ -241,6 +241,21 @@ def test_mnist_directory(tmp_path):
     (["--reference", "--compare"], ["--compare"]),
     (["--iters", "5", "--epochs", "5"], ["--epochs"]),
     (["--plot", "no-such-dir/x.png"], ["no-such-dir"]),
+    (["--model", "deep"], ["--model", "deep"]),
+    (["--hidden", "100,0"], ["--hidden", "100,0"]),
+    (["--hidden", "100,,5"], ["--hidden"]),
+    (["--hidden", "100,100"], ["--hidden 100,100", "one hidden layer"]),
+    (["--batchnorm"], ["--batchnorm", "--model multilayer"]),
+    (["--dropout", "0.2"], ["--dropout", "--model multilayer"]),
+    (["--weight-decay", "0.1"], ["--weight-decay", "--model multilayer"]),
+    (["--init", "he"], ["--init he", "--model multilayer"]),
+    (["--model", "multilayer", "--init", "lecun"], ["--init", "lecun"]),
+    (["--model", "multilayer", "--init", "-1"], ["--init"]),
+    (["--init", "0.1", "--weight-init-std", "0.1"], ["--weight-init-std"]),
+    (["--model", "multilayer", "--dropout", "1"], ["--dropout", "[0, 1)"]),
+    (["--model", "multilayer", "--dropout", "nan"], ["--dropout"]),
+    (["--model", "multilayer", "--weight-decay", "-0.5"], ["--weight-decay"]),
+    (["--model", "multilayer", "--save", "m.npz"], ["--save", "twolayer"]),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
     result = fastnn("train", *args, tmp_path=tmp_path)
@@ -252,6 +267,26 @@ def test_mnist_directory_without_the_files(tmp_path):
     (tmp_path / "empty").mkdir()
     result = fastnn("train", "--data", f"mnist:{tmp_path / 'empty'}", tmp_path=tmp_path)
     assert_usage_error(result, "train-images-idx3-ubyte")
+
+
+def test_a_command_is_a_module_and_a_line(monkeypatch):
+    """What adding a command takes: a module with register(subparsers) and its name in
+    fastnn.cli.COMMANDS; a command with its own parser (fastnn.book.main) gets every argument."""
+    import types
+
+    import fastnn.cli
+    from fastnn.cli import common
+
+    seen = []
+    echo = types.ModuleType("fastnn.cli.echo")
+    echo.register = lambda sub: common.add_passthrough(
+        sub, "echo", lambda argv: seen.append(argv) or 7, help="echo")
+    monkeypatch.setitem(sys.modules, "fastnn.cli.echo", echo)
+    monkeypatch.setattr(fastnn.cli, "COMMANDS", fastnn.cli.COMMANDS + ("echo",))
+    assert fastnn.cli.main(["echo", "--reference", "ch05/x.py", "-h", "--lr", "1"]) == 7
+    assert fastnn.cli.main(["echo"]) == 7
+    assert seen == [["--reference", "ch05/x.py", "-h", "--lr", "1"], []]
+    assert "echo" in fastnn.cli.build_parser().format_help()
 
 
 def test_no_command_and_help(tmp_path):

@@ -131,7 +131,8 @@ def register(subparsers):
     data.add_argument("--weight-decay", type=nonnegative_float, default=0.0, metavar="LAMBDA",
                       help="multilayer: L2 weight decay lambda (default 0)")
     data.add_argument("--seed", type=nonnegative_int, default=0,
-                      help="seeds the initial weights and the mini-batches (default 0)")
+                      help="seeds the initial weights, the mini-batches and the dropout masks "
+                      "(default 0)")
 
     loop = parser.add_argument_group("training")
     length = loop.add_mutually_exclusive_group()
@@ -237,8 +238,6 @@ def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
         rng=np.random.default_rng([args.seed, 1]),  # the same batches for both halves
         gradient=GRADIENT[args.model, args.grad])
     losses = trainer.train_loss_list
-    # a model drawing dropout masks from NumPy's global state draws the same ones in each half
-    np.random.seed(args.seed)
 
     bar = progress(n_iters, label, args.progress)
     bar_every = 1 if numerical else 10  # tqdm.update costs microseconds: not every fast step
