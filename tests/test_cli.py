@@ -223,6 +223,56 @@ def test_mnist_directory(tmp_path):
     assert "TwoLayerNet 784-50-10" in result.stdout
 
 
+def test_multilayer_extend_compare(tmp_path):
+    """Chapter 6's net with every option, both halves from the same start, the same numbers."""
+    result = fastnn("train", "--model", "multilayer", "--hidden", "30,20,20", "--batchnorm",
+                    "--dropout", 0.2, "--weight-decay", 0.01, "--init", "xavier",
+                    "--activation", "sigmoid", "--compare", "--iters", 60, "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert ("MultiLayerNetExtend 64-30-20-20-10, sigmoid, float64, batchnorm, dropout 0.2, "
+            "weight decay 0.01 (weight_init_std xavier, seed 0)") in result.stdout
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+    lines = re.findall(r"^\[(?:fastnn|reference)\] (epoch .*)$", result.stdout, re.M)
+    assert lines[:len(lines) // 2] == lines[len(lines) // 2:]
+    diff = re.search(r"largest parameter difference after training ([\d.e+-]+)", result.stdout)
+    assert float(diff[1]) < 1e-8
+
+
+def test_multilayer_defaults_learn_the_digits(tmp_path):
+    result = fastnn("train", "--model", "multilayer", "--epochs", 20, "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 64-100-100-100-100-10, relu, float64 (weight_init_std he" in \
+        result.stdout
+    assert "300 steps = 20 epochs of 15 steps" in result.stdout
+    test_acc, _ = accuracies(result.stdout)["fastnn"]
+    assert test_acc > 90.0
+
+
+def test_multilayer_float32_number_init_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = fastnn("train", "--model", "multilayer", "--hidden", "30,20", "--dtype", "float32",
+                    "--init", 0.05, "--optimizer", "adam", "--iters", 100, "--no-progress",
+                    "--plot", "curves.png", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 64-30-20-10, relu, float32 (weight_init_std 0.05, seed 0)" in \
+        result.stdout
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert accuracies(result.stdout)["fastnn"][0] > 60.0
+
+
+def test_multilayer_numerical_gradient(tmp_path):
+    result = fastnn("train", "--model", "multilayer", "--hidden", "5,4", "--grad", "numerical",
+                    "--data", "spiral", "--iters", 3, "--compare", "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 2-5-4-3" in result.stdout
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+
+
 # --------------------------------------------------------------------------- bad arguments
 
 @pytest.mark.parametrize("args, words", [
