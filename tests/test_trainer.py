@@ -379,6 +379,8 @@ def test_trainer_bad_data(half):
     model = half.TwoLayerNet(64, 5, 10, seed=0)
     with pytest.raises(TypeError, match="update"):
         half.ModelTrainer(model, "SGD")
+    with pytest.raises(TypeError, match="e.g. SGD()"):
+        half.Trainer(model, half.SGD)  # the class, not an optimizer
     trainer = half.Trainer(model, half.SGD())
     before = [p.copy() for p in model.params]
     for kwargs, words in [(dict(batch_size=21), "batch_size 21 is larger than the 20"),

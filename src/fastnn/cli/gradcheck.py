@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 
-from .common import (DEFAULT_ACTIVATION, DEFAULT_DTYPE, DEFAULT_HIDDEN, DataSpec, add_threads_option,
-                     copy_params, data_spec, describe_model, load_data, nonnegative_int,
-                     positive_float, positive_int, set_command, threads)
+from .common import (DEFAULT_ACTIVATION, DEFAULT_DTYPE, DEFAULT_HIDDEN, DataSpec,
+                     add_threads_option, copy_params, data_spec, describe_model, load_data,
+                     nonnegative_int, positive_float, positive_int, set_command, threads)
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
