@@ -2,19 +2,25 @@
 
 Same names and results as the pure-NumPy `fastnn.reference`, which is the oracle for every test.
 """
-from . import datasets, functions, layers, models, optimizers, reference, util
+from . import datasets, functions, layers, models, optimizers, reference, trainer, util
 from ._core import get_num_threads, set_num_threads
 from .datasets import load_digits, load_mnist, load_spiral
-from .functions import (bias_grad, cross_entropy_error, gradient_descent, numerical_diff,
-                        numerical_gradient, relu, sigmoid, sigmoid_grad, softmax,
-                        softmax_cross_entropy)
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
+from .functions import (bias_grad, cross_entropy_error, gradient_descent, identity_function,
+                        numerical_diff, numerical_gradient, numerical_gradient_2d, relu, relu_grad,
+                        sigmoid, sigmoid_grad, softmax, softmax_cross_entropy, softmax_loss,
+                        step_function, sum_squared_error)
+from .layers import (Affine, BatchNormalization, Dropout, MatMul, Relu, Repeat, Sigmoid,
+                     SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .layers import Convolution, Pooling
-from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import (BaseModel, MultiLayerNet, MultiLayerNetExtend, TwoLayerNet, TwoLayerNetwork,
+                     gradient_check)
 from .models import DeepConvNet, SimpleConvNet
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from .trainer import ModelTrainer, NetworkTrainer, Trainer
+from .util import clip_grads, shuffle_dataset, smooth_curve
 from .util import col2im, conv_output_size, im2col
 
 __all__ = (["set_num_threads", "get_num_threads"] + datasets.__all__ + functions.__all__
-           + layers.__all__ + models.__all__ + optimizers.__all__ + util.__all__)
+           + layers.__all__ + models.__all__ + optimizers.__all__ + trainer.__all__
+           + util.__all__)
 __version__ = "0.1.0"

@@ -337,7 +337,7 @@ class DeepConvNet(_ConvNet):
                 stages.append((layers[-1], False))
         affine1, affine2 = Affine(self.params['W7'], self.params['b7']), Affine(
             self.params['W8'], self.params['b8'])
-        dropout1, dropout2 = Dropout(0.5, seed=rng), Dropout(0.5, seed=rng)  # masks from seed's
+        dropout1, dropout2 = Dropout(0.5, rng=rng), Dropout(0.5, rng=rng)  # masks from seed's
         layers += [affine1, Relu(), dropout1, affine2, dropout2]
         stages += [(affine1, True), (dropout1, False), (affine2, False), (dropout2, False)]
         _build(self, layers, stages)

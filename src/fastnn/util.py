@@ -1,4 +1,8 @@
-"""Volume 1's ``common/util.py``, fast: the same functions and results as `fastnn.reference.util`.
+"""Helpers of the books' ``common/util.py``, fast face.
+
+``smooth_curve``, ``shuffle_dataset`` and ``clip_grads`` are the reference's NumPy: each is one or
+two whole-array NumPy calls (a convolution of a short curve, a gather, a sum of squares and a
+scale) that a compiled kernel would not make faster enough to matter next to a training step.
 
 Convolution helpers (chapter 7): im2col and col2im run compiled kernels (csrc/conv.c);
 conv_output_size is the reference's integer arithmetic. float16 arrays are computed the
@@ -9,9 +13,9 @@ import numpy as np
 from . import _core
 from ._checks import as_float
 from .reference import util as _reference
-from .reference.util import conv_output_size
+from .reference.util import clip_grads, conv_output_size, shuffle_dataset, smooth_curve
 
-__all__ = []
+__all__ = ["smooth_curve", "shuffle_dataset", "clip_grads"]
 
 
 # --------------------------------------------------------------------------- convolution helpers
