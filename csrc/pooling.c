@@ -50,9 +50,12 @@ __attribute__((target("avx512f"))) static void maxpool_row_2x2_avx512(
            stores */
         ptrdiff_t m = ow - ox < VLANES ? ow - ox : VLANES, lo = 2 * m < VLANES ? 2 * m : VLANES;
         vmask in_lo = (vmask)(((uint64_t)1 << lo) - 1);
-        vmask in_hi = (vmask)(((uint64_t)1 << (2 * m - lo)) - 1), out = (vmask)(((uint64_t)1 << m) - 1);
-        vreal u0 = V(maskz_loadu)(in_lo, r0 + 2 * ox), u1 = V(maskz_loadu)(in_hi, r0 + 2 * ox + VLANES);
-        vreal w0 = V(maskz_loadu)(in_lo, r1 + 2 * ox), w1 = V(maskz_loadu)(in_hi, r1 + 2 * ox + VLANES);
+        vmask in_hi = (vmask)(((uint64_t)1 << (2 * m - lo)) - 1);
+        vmask out = (vmask)(((uint64_t)1 << m) - 1);
+        vreal u0 = V(maskz_loadu)(in_lo, r0 + 2 * ox);
+        vreal u1 = V(maskz_loadu)(in_hi, r0 + 2 * ox + VLANES);
+        vreal w0 = V(maskz_loadu)(in_lo, r1 + 2 * ox);
+        vreal w1 = V(maskz_loadu)(in_hi, r1 + 2 * ox + VLANES);
         vreal cand[3] = {PERMUTE2(u0, odd, u1), PERMUTE2(w0, even, w1), PERMUTE2(w0, odd, w1)};
         vreal best = PERMUTE2(u0, even, u1);
         __m512i at = _mm512_setzero_si512();

@@ -98,14 +98,18 @@ def im2col(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stri
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
-                im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+                im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <double *> pc)
             else:
-                im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+                im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <double *> pc)
         else:
             if transposed:
-                im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+                im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <float *> pc)
             else:
-                im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+                im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <float *> pc)
 
 
 def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_ssize_t fw,
@@ -120,14 +124,18 @@ def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
-                col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+                col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <double *> px)
             else:
-                col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+                col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <double *> px)
         else:
             if transposed:
-                col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+                col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <float *> px)
             else:
-                col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+                col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <float *> px)
 
 
 def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray bias=None):
