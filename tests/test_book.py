@@ -128,6 +128,27 @@ TRAIN_V1 = """
         print(key + ' sum %.12f' % numerical[key].sum())
 """
 
+# Volume 1, chapter 6's Trainer on the chapter's own network
+TRAINER_V1 = """
+    # coding: utf-8
+    import sys, os
+    sys.path.append(os.pardir)
+    import numpy as np
+    from dataset.mnist import load_mnist
+    from two_layer_net import TwoLayerNet
+    from common.trainer import Trainer
+
+    np.random.seed(11)
+    (x_train, t_train), (x_test, t_test) = load_mnist(one_hot_label=True)
+    network = TwoLayerNet(input_size=784, hidden_size=10, output_size=10)
+    trainer = Trainer(network, x_train, t_train, x_test, t_test, epochs=3, mini_batch_size=30,
+                      optimizer='Momentum', optimizer_param={'lr': 0.1},
+                      evaluate_sample_num_per_epoch=50)
+    trainer.train()
+    print('lists', len(trainer.train_loss_list), len(trainer.test_acc_list))
+    print('last %.12f' % trainer.train_loss_list[-1])
+"""
+
 # Volume 1, chapter 5's layers, forward and backward
 LAYERS_V1 = """
     # coding: utf-8
@@ -236,6 +257,7 @@ def book1(tmp_path):
     write(root / "ch04" / "two_layer_net.py", TWO_LAYER_NET_V1)
     write(root / "ch04" / "train_neuralnet.py", TRAIN_V1)
     write(root / "ch05" / "layers_check.py", LAYERS_V1)
+    write(root / "ch04" / "train_with_trainer.py", TRAINER_V1)
     return root
 
 
@@ -292,6 +314,15 @@ def test_volume_1_training_prints_the_same_numbers_on_both_halves(book1, mnist, 
     # the backprop gradient of the chapter's own network agrees with fastnn's numerical gradient
     diffs = [float(v) for v in re.findall(r"diff (\S+)", fast)]
     assert len(diffs) == 4 and max(diffs) < 1e-6
+
+
+def test_volume_1_trainer_prints_the_same_numbers_on_both_halves(book1, mnist):
+    script = book1 / "ch04" / "train_with_trainer.py"
+    fast = ok(book("--mnist", mnist["raw"], script, cwd=book1))
+    ref = ok(book("--reference", "--mnist", mnist["raw"], script, cwd=book1))
+    assert "=== epoch:1" in fast and "=============== Final Test Accuracy" in fast
+    assert "lists 12 3" in fast
+    same_numbers(fast, ref)
 
 
 def test_another_seed_prints_other_numbers(book1, mnist):
@@ -543,6 +574,23 @@ TRAIN_V2 = """
         print('| epoch %d | loss %.12f' % (epoch + 1, total / (len(x) // batch_size)))
 """
 
+TRAINER_V2 = """
+    # coding: utf-8
+    import sys
+    sys.path.append('..')
+    from common.optimizer import SGD
+    from common.trainer import Trainer
+    from dataset import spiral
+    from two_layer_net import TwoLayerNet
+
+    x, t = spiral.load_data()
+    model = TwoLayerNet(input_size=2, hidden_size=10, output_size=3)
+    trainer = Trainer(model, SGD(lr=1.0))
+    trainer.fit(x, t, int(sys.argv[1]), 30, eval_interval=10)
+    trainer.plot()
+    print('losses', len(trainer.loss_list), '%.12f' % trainer.loss_list[-1])
+"""
+
 SPIRAL_STATE = """
     import sys
     sys.path.append('..')
@@ -561,6 +609,7 @@ def book2(tmp_path):
     write(root / "ch01" / "two_layer_net.py", TWO_LAYER_NET_V2)
     write(root / "ch01" / "train_custom_loop.py", TRAIN_V2)
     write(root / "ch01" / "spiral_state.py", SPIRAL_STATE)
+    write(root / "ch01" / "train.py", TRAINER_V2)
     return root
 
 
@@ -571,6 +620,17 @@ def test_volume_2_training_prints_the_same_numbers_on_both_halves(book2):
     assert fast.startswith("GPU False\n") and fast.count("| epoch") == 30
     losses = same_numbers(fast, ref)
     assert losses[-1] < losses[0]  # it learns
+
+
+def test_volume_2_trainer_prints_the_same_numbers_on_both_halves(book2):
+    pytest.importorskip("matplotlib")  # Trainer.plot()
+    script = book2 / "ch01" / "train.py"
+    fast = ok(book(script, 20, cwd=book2))
+    ref = ok(book("--reference", script, 20, cwd=book2))
+    assert fast.count("| epoch") == 20 and "losses 20 " in fast
+    # the times printed differ; the epochs, iterations and losses do not
+    strip = re.compile(r"time \d+\[s\]")
+    same_numbers(strip.sub("", fast), strip.sub("", ref))
 
 
 def test_spiral_seeds_the_global_random_state_as_the_book(book2):
@@ -698,6 +758,8 @@ def test_every_name_of_the_maps_resolves_or_is_reported(volume, root):
                 if isinstance(value, hook.Missing) or value is np or value is vars(shims).get(attr):
                     continue
                 assert value.__module__.startswith(root), (name, attr, value)
+                if attr == "Trainer":  # each book's own trainer
+                    assert value.__name__ == ("NetworkTrainer", "ModelTrainer")[volume - 1]
                 fast, ref = getattr(fastnn, attr, None), getattr(fastnn.reference, attr, None)
                 if root == "fastnn" and fast is not ref:
                     assert value is not ref, (name, attr)  # never the reference's in its place

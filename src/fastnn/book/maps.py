@@ -13,8 +13,9 @@ raises an ImportError naming it and the book's module. Each module's names are t
 ``from module import *`` gives on the book's code (``np`` included, and the names the book's module
 itself star-imports), plus the underscored helpers it defines, so a script sees the same names.
 
-A trailing ``"?attr"`` on a place accepts it only if the object has that attribute, so volume 2's
-``Trainer`` (which has ``fit``) is never volume 1's (which has ``train``) by accident.
+A trailing ``"?attr"`` on a place accepts it only if the object has that attribute: each book's
+``common.trainer.Trainer`` is fastnn's trainer of that book (``NetworkTrainer``, with ``train``, for
+volume 1; ``ModelTrainer``, with ``fit``, for volume 2), never the other's.
 """
 
 NUMPY = ("numpy",)
@@ -76,8 +77,7 @@ VOLUME_1 = {
                                            _names(("models",), "MultiLayerNetExtend")),
     "common.optimizer": _with({"np": NUMPY}, _OPTIMIZERS),
     "common.trainer": _with(
-        {"np": NUMPY,
-         "Trainer": ("trainer.Trainer?train", "models.Trainer?train", "Trainer?train")},
+        {"np": NUMPY, "Trainer": ("trainer.NetworkTrainer", "trainer.Trainer?train")},
         _OPTIMIZERS),
     "common.util": _with({"np": NUMPY}, _V1_UTIL),
     "dataset.mnist": _with({"np": NUMPY}, _shim("load_mnist"),
@@ -109,7 +109,7 @@ VOLUME_2 = {
     "common.optimizer": _with(_V2_BASE, _OPTIMIZERS),
     "common.trainer": _with(
         _V2_BASE,
-        {"Trainer": ("trainer.Trainer?fit", "models.Trainer?fit", "Trainer?fit"),
+        {"Trainer": ("trainer.ModelTrainer", "trainer.Trainer?fit"),
          "clip_grads": ("util.clip_grads", "clip_grads")},
         _names(("trainer",), "RnnlmTrainer remove_duplicate")),
     "common.util": _with(_V2_BASE, _shim("to_cpu to_gpu"),
