@@ -49,7 +49,10 @@ class Missing:
 def _called_by_import_from():
     """True when the module ``__getattr__`` calling this runs for a ``from m import name`` line
     (not for ``from m import *``, an attribute access or ``hasattr``)."""
-    frame = sys._getframe(2)
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from C with no Python frame above
+        return False
     return frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM
 
 
