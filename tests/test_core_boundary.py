@@ -30,8 +30,9 @@ from fastnn import _core
 class Arg:
     """An array argument of an entry.
 
-    kind: "float" (a float buffer), "labels" (int64 index labels) or "strided" (numerical_gradient's
-    x: any strides and alignment, native float); two_d: its entry needs it 2-D (else only its size
+    kind: "float" (a float buffer), "labels" (int64 index labels), "strided" (numerical_gradient's
+    x: any strides and alignment, native float) or "mask" (a bool array: byte order and alignment
+    do not apply); two_d: its entry needs it 2-D (else only its size
     counts); written: the entry writes it; axis: the axis whose length another argument must match
     (None: no other argument constrains its size); typed: its float dtype must match the others'
     (or be float64), so float32 <-> float64 is an error.
@@ -136,6 +137,60 @@ ENTRIES = {
         {1: Arg("strided", written=True), 3: OUT}),
 }
 
+# chapter 6's layers (_core_layers.pxi): masks are bool, batch statistics float64 whatever dtype
+MASK_IN, MASK_OUT = Arg("mask", typed=False), Arg("mask", written=True, typed=False)
+STATS_IN, STATS_OUT = Arg(axis=0), Arg(written=True)
+
+
+def _mask(rng, n, c):
+    return rng.random((n, c)) < 0.5
+
+
+def _bn_train_args(dt, n, c, rng):
+    return [_floats(rng, dt, n, c), _floats(rng, dt, c), _floats(rng, dt, c), 1e-6, True,
+            np.empty((n, c), dt), np.empty(c), np.empty(c), np.empty(c)]
+
+
+def _bn_test_args(dt, n, c, rng):
+    return [_floats(rng, dt, n, c), _floats(rng, dt, c), _floats(rng, dt, c),
+            _floats(rng, np.float64, c), rng.random(c), 1e-6, False, np.empty((n, c), dt)]
+
+
+def _bn_backward_args(dt, n, c, rng):
+    return [_floats(rng, dt, n, c), _floats(rng, dt, n, c), _floats(rng, dt, n, c),
+            _floats(rng, dt, c), _floats(rng, np.float64, c), rng.random(c) + 0.5,
+            np.empty((n, c), dt), np.empty(c, dt), np.empty(c, dt)]
+
+
+ENTRIES.update({
+    "batchnorm_forward_train": Entry(
+        _core.batchnorm_forward_train, _bn_train_args,
+        {0: rows(1), 1: IN, 2: IN, 5: OUT, 6: STATS_OUT, 7: STATS_OUT, 8: STATS_OUT}),
+    "batchnorm_forward_test": Entry(
+        _core.batchnorm_forward_test, _bn_test_args,
+        {0: rows(1), 1: IN, 2: IN, 3: STATS_IN, 4: STATS_IN, 7: OUT}),
+    "batchnorm_backward": Entry(
+        _core.batchnorm_backward, _bn_backward_args,
+        {0: IN, 1: IN, 2: rows(1), 3: IN, 4: STATS_IN, 5: STATS_IN, 6: OUT, 7: OUT, 8: OUT}),
+    "relu_forward": Entry(
+        _core.relu_forward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), np.empty((n, c), dt), np.empty((n, c), bool)],
+        {0: IN, 1: OUT, 2: MASK_OUT}),
+    "relu_backward": Entry(
+        _core.relu_backward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _mask(rng, n, c), np.empty((n, c), dt)],
+        {0: IN, 1: MASK_IN, 2: OUT}),
+    "dropout_forward": Entry(
+        _core.dropout_forward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), rng.random((n, c)), 0.5,
+                               np.empty((n, c), dt), np.empty((n, c), bool)],
+        {0: IN, 1: STATS_IN, 3: OUT, 4: MASK_OUT}),
+    "dropout_backward": Entry(
+        _core.dropout_backward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _mask(rng, n, c), np.empty((n, c), dt)],
+        {0: IN, 1: MASK_IN, 2: OUT}),
+})
+
 # public names of _core that take no arrays
 NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_avx512", "is_float_buffer",
              "is_label_buffer", "SparseX"}
@@ -176,13 +231,13 @@ CORRUPTIONS = {
     "int64": (lambda arg: arg.kind != "labels", lambda a: a.astype(np.int64)),
     "int32 labels": (lambda arg: arg.kind == "labels", lambda a: a.astype(np.int32)),
     "float64 labels": (lambda arg: arg.kind == "labels", lambda a: a.astype(np.float64)),
-    "byte-swapped": (lambda arg: True, lambda a: a.astype(a.dtype.newbyteorder())),
+    "byte-swapped": (lambda arg: arg.kind != "mask", lambda a: a.astype(a.dtype.newbyteorder())),
     "one short": (lambda arg: arg.axis is not None, None),  # along arg.axis, see corrupt()
     "1-D": (lambda arg: arg.two_d, lambda a: a.reshape(-1)),
     "2-D labels": (lambda arg: arg.kind == "labels", lambda a: a.reshape(-1, 1)),
     "strided": (lambda arg: arg.kind != "strided", _strided),
     "Fortran order": (lambda arg: arg.kind != "strided", np.asfortranarray),
-    "unaligned": (lambda arg: arg.kind != "strided", _unaligned),
+    "unaligned": (lambda arg: arg.kind not in ("strided", "mask"), _unaligned),
     "read-only output": (lambda arg: arg.written, _read_only),
 }
 

@@ -165,3 +165,4 @@ cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
 include "_core_elementwise.pxi"
 include "_core_twolayer.pxi"
 include "_core_numgrad.pxi"
+include "_core_layers.pxi"
