@@ -176,7 +176,31 @@ LAYERS_V1 = """
     for layer in reversed(list(layers.values())):
         dout = layer.backward(dout)
     print('dx', dout.shape, '%.12f' % np.abs(dout).sum())
+    print('dW1 %.12f db2 %.12f' % (layers['Affine1'].dW.sum(), layers['Affine2'].db.sum()))
     print('module', Affine.__module__, sigmoid.__module__, np.__name__)
+"""
+
+MULTI_LAYER = """
+    # coding: utf-8
+    import os, sys
+    sys.path.append(os.pardir)
+    import numpy as np
+    from dataset.mnist import load_mnist
+    from common.multi_layer_net_extend import MultiLayerNetExtend
+    from common.optimizer import Adam
+
+    np.random.seed(5)
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True)
+    network = MultiLayerNetExtend(input_size=784, hidden_size_list=[12, 12], output_size=10,
+                                  use_batchnorm=True, use_dropout=True, dropout_ration=0.2,
+                                  weight_decay_lambda=0.1)
+    optimizer = Adam(lr=0.01)
+    for i in range(10):
+        batch_mask = np.random.choice(x_train.shape[0], 25)
+        grads = network.gradient(x_train[batch_mask], t_train[batch_mask])
+        optimizer.update(network.params, grads)
+        print('loss %.12f' % network.loss(x_train[batch_mask], t_train[batch_mask]))
+    print('test acc %.6f' % network.accuracy(x_test, t_test))
 """
 
 WHERE = """
@@ -258,6 +282,7 @@ def book1(tmp_path):
     write(root / "ch04" / "train_neuralnet.py", TRAIN_V1)
     write(root / "ch05" / "layers_check.py", LAYERS_V1)
     write(root / "ch04" / "train_with_trainer.py", TRAINER_V1)
+    write(root / "ch06" / "multi_layer.py", MULTI_LAYER)
     return root
 
 
@@ -322,6 +347,14 @@ def test_volume_1_trainer_prints_the_same_numbers_on_both_halves(book1, mnist):
     ref = ok(book("--reference", "--mnist", mnist["raw"], script, cwd=book1))
     assert "=== epoch:1" in fast and "=============== Final Test Accuracy" in fast
     assert "lists 12 3" in fast
+    same_numbers(fast, ref)
+
+
+def test_volume_1_multi_layer_net_prints_the_same_numbers_on_both_halves(book1, mnist):
+    script = book1 / "ch06" / "multi_layer.py"
+    fast = ok(book("--mnist", mnist["raw"], script, cwd=book1))
+    ref = ok(book("--reference", "--mnist", mnist["raw"], script, cwd=book1))
+    assert fast.count("loss ") == 10
     same_numbers(fast, ref)
 
 
