@@ -702,6 +702,9 @@ def build_parser():
     check.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                        help="threads for fastnn's kernels and BLAS (default 1)")
     check.set_defaults(func=cmd_gradcheck, command_parser=check)
+
+    from .search import add_parser as add_search
+    add_search(sub)
     return parser
 
 
