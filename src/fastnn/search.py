@@ -233,45 +233,28 @@ class Settings:
 
 
 def train_trial(lib, data, settings, params, seed, on_epoch=None):
-    """Train one network as the book's Trainer does (mini-batches drawn with np.random.choice,
-    accuracy on the training and validation sets at the start of every epoch) and return
-    (validation accuracies, training accuracies), one per epoch.
+    """Train one network with the library's volume-1 Trainer, as the book's search does, and
+    return (validation accuracies, training accuracies), one per epoch.
 
-    lib: fastnn or fastnn.reference; seed (a tuple of ints) seeds the network's weights and
-    NumPy's global state for the mini-batches (restored afterwards); on_epoch(val_accs,
-    train_accs), called after each evaluation with the lists so far, may raise to stop the trial
-    (the pruner does)."""
+    lib: fastnn or fastnn.reference; seed (a tuple of ints) seeds the network's weights and the
+    mini-batches; on_epoch(val_accs, train_accs), called after each epoch's evaluation with the
+    lists so far, may raise to stop the trial (the pruner does)."""
     net = lib.MultiLayerNetExtend(
         data.x_train.shape[1], list(params["hidden"]), 10,
         weight_decay_lambda=params["weight_decay"], use_batchnorm=params["batchnorm"],
         use_dropout=params["dropout"] > 0, dropout_ration=params["dropout"],
         dtype=np.dtype(settings.dtype), seed=np.random.default_rng([*seed, 1]))
-    optimizer = getattr(lib, _OPTIMIZER_CLASSES[params["optimizer"]])(lr=params["lr"])
-    x, t = data.x_train.astype(settings.dtype, copy=False), data.t_train
-    x_val = data.x_val.astype(settings.dtype, copy=False)
-    train_size = x.shape[0]
-    iter_per_epoch = max(train_size / settings.batch_size, 1)
-    max_iter = int(settings.epochs * iter_per_epoch)
-    val_accs, train_accs = [], []
-    state = np.random.get_state()
-    try:
-        np.random.seed(np.random.default_rng([*seed, 2]).integers(2**32))
-        for i in range(max_iter):
-            batch = np.random.choice(train_size, settings.batch_size)
-            grads = net.gradient(x[batch], t[batch])
-            optimizer.update(net.params, grads)
-            if i % iter_per_epoch == 0:
-                train_accs.append(float(net.accuracy(x, t)))
-                val_accs.append(float(net.accuracy(x_val, data.t_val)))
-                if on_epoch is not None:
-                    on_epoch(val_accs, train_accs)
-    finally:
-        np.random.set_state(state)
-    return val_accs, train_accs
-
-
-_OPTIMIZER_CLASSES = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov",
-                      "adagrad": "AdaGrad", "rmsprop": "RMSprop", "adam": "Adam"}
+    trainer = lib.Trainer(net, data.x_train.astype(settings.dtype, copy=False), data.t_train,
+                          data.x_val.astype(settings.dtype, copy=False), data.t_val,
+                          epochs=settings.epochs, mini_batch_size=settings.batch_size,
+                          optimizer=params["optimizer"], optimizer_param={"lr": params["lr"]},
+                          verbose=False, rng=np.random.default_rng([*seed, 2]))
+    for _ in range(trainer.max_iter):
+        epochs = len(trainer.test_acc_list)
+        trainer.train_step()
+        if on_epoch is not None and len(trainer.test_acc_list) > epochs:
+            on_epoch(trainer.test_acc_list, trainer.train_acc_list)
+    return trainer.test_acc_list, trainer.train_acc_list
 
 
 # ---------------------------------------------------------------------------- storage and study
@@ -373,7 +356,7 @@ def _objective(lib, data, settings, seed):
         curves = [[], []]
 
         def on_epoch(val_accs, train_accs):
-            curves[:] = val_accs, train_accs
+            curves[:] = [float(a) for a in val_accs], [float(a) for a in train_accs]
             trial.report(val_accs[-1], len(val_accs) - 1)
             if trial.should_prune():
                 raise optuna.TrialPruned()
