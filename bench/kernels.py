@@ -1,10 +1,10 @@
-"""The kernel workloads (issue 3): fast against fastnn.reference, with the memory bound and
-PyTorch when it is installed. One implementation, fastnn.bench, serves this and `fastnn bench`.
+"""The kernel workloads: softmax-CE, sigmoid, the bias gradient and the numerical gradient,
+against the book's code (fastnn.bench; `fastnn bench` prints the same table).
 
-    python bench/kernels.py [--threads N]
+    python bench/kernels.py [--threads N] [--quick] [--json FILE] [-k TEXT]
 """
 import sys
 
 from fastnn.bench import main
 
-main(["kernels", *sys.argv[1:]])
+sys.exit(main(["kernels", *sys.argv[1:]]))

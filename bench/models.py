@@ -1,10 +1,11 @@
-"""The two-layer network workloads (issue 4): numerical gradient and training steps, fast against
-fastnn.reference and against the matrix products a step cannot avoid.
+"""The two-layer network workloads: its numerical gradient, training steps on sparse and dense
+MNIST-shaped input, and the main job (64-50-10 on the digits),
+against the book's code (fastnn.bench; `fastnn bench` prints the same table).
 
-    python bench/models.py [--threads N]
+    python bench/models.py [--threads N] [--quick] [--json FILE] [-k TEXT]
 """
 import sys
 
 from fastnn.bench import main
 
-main(["models", *sys.argv[1:]])
+sys.exit(main(["models", *sys.argv[1:]]))

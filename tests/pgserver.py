@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
-import time
+import tempfile
 
 
 def binaries():
@@ -28,18 +28,21 @@ def _free_port():
 
 
 class Server:
-    """initdb + pg_ctl start in directory; url is a SQLAlchemy URL for the 'postgres' database."""
+    """initdb + pg_ctl start in a new temporary directory (its own: as root, pytest's temporary
+    directories are closed to the server's user); url is a SQLAlchemy URL for the 'postgres'
+    database. stop() stops the server and removes the directory."""
 
-    def __init__(self, directory):
+    def __init__(self):
         self.bin = binaries()
         if self.bin is None:
             raise RuntimeError("no PostgreSQL server binaries (Debian: apt-get install postgresql)")
-        self.dir = os.path.join(directory, "pgdata")
+        self.root = tempfile.mkdtemp(prefix="fastnn-pg-")
+        self.dir = os.path.join(self.root, "pgdata")
         self.port = _free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
         os.makedirs(self.dir)
         if self.user:
-            shutil.chown(directory, self.user)
+            shutil.chown(self.root, self.user)
             shutil.chown(self.dir, self.user)
         self._run("initdb", "-D", self.dir, "-A", "trust", "-U", "fastnn", "--no-sync")
         self._run("pg_ctl", "-D", self.dir, "-w", "-t", "60", "-l", os.path.join(self.dir, "log"),
@@ -51,8 +54,12 @@ class Server:
         cmd = [os.path.join(self.bin, tool), *args]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({proc.returncode}): {proc.stderr.strip()}")
 
     def stop(self):
-        self._run("pg_ctl", "-D", self.dir, "-m", "immediate", "-w", "stop")
-        time.sleep(0.1)
+        try:
+            self._run("pg_ctl", "-D", self.dir, "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)

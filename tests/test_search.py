@@ -21,8 +21,9 @@ from fastnn import search as fsearch  # noqa: E402
 
 import pgserver  # noqa: E402
 
-# a small search: 200 digits (160 train / 40 validation), two hidden layers of 20, 3 epochs
-SMALL = ["--train-size", "200", "--hidden", "20x2", "--epochs", "3", "--no-progress"]
+# a small search: 250 digits (200 train / 50 validation: 2 steps an epoch), two hidden layers of
+# 20, 3 epochs
+SMALL = ["--train-size", "250", "--hidden", "20x2", "--epochs", "3", "--no-progress"]
 
 
 def fastnn_search(*args, check=True, **kwargs):
@@ -61,7 +62,7 @@ def test_seeded_search_is_reproducible(tmp_path):
 
 def test_seeded_trial_does_not_depend_on_the_process(tmp_path):
     """The same seed through the library in this process gives the CLI's trials."""
-    settings = fsearch.Settings(train_size=200, epochs=3,
+    settings = fsearch.Settings(train_size=250, epochs=3,
                                 space=fsearch.SearchSpace(hidden=((20, 20),)))
     study = fsearch.search(settings, 2, storage=sqlite(tmp_path, "lib.db"), seed=11)
     lib = [(r["params"]["lr"], r["value"]) for r in sorted(fsearch.results(study),
@@ -91,8 +92,8 @@ def test_resume_adds_trials(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     storage = sqlite(tmp_path)
     fastnn_search(*SMALL, "--trials", "1", "--storage", storage)
-    proc = fastnn_search(*SMALL[:-2], "--epochs", "4", "--no-progress", "--trials", "1",
-                         "--storage", storage, check=False)
+    proc = fastnn_search(*SMALL, "--epochs", "4", "--trials", "1", "--storage", storage,
+                         check=False)
     assert proc.returncode == 2
     assert "other settings" in proc.stderr and "epochs: 3 stored, 4 asked" in proc.stderr
     assert len(trials_of(storage)) == 1
@@ -132,7 +133,7 @@ def test_two_processes_on_one_study_add_up(tmp_path):
 
 def test_median_pruner_and_tpe_run(tmp_path):
     storage = sqlite(tmp_path)
-    fastnn_search("--train-size", "200", "--hidden", "20x2", "--epochs", "8", "--no-progress",
+    fastnn_search("--train-size", "250", "--hidden", "20x2", "--epochs", "8", "--no-progress",
                   "--trials", "12", "--sampler", "tpe", "--pruner", "median", "--seed", "1",
                   "--storage", storage)
     states = [t.state.name for t in trials_of(storage)]
@@ -203,14 +204,14 @@ def test_without_optuna_one_line(tmp_path):
 # --------------------------------------------------------------------------- PostgreSQL
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
+def postgres():
     """A PostgreSQL server of this machine's own, started for these tests (required in CI)."""
     pytest.importorskip("psycopg2")
     if pgserver.binaries() is None:
         if os.environ.get("CI"):
             pytest.fail("CI needs a PostgreSQL server: apt-get install postgresql")
         pytest.skip("no PostgreSQL server binaries on this machine")
-    server = pgserver.Server(str(tmp_path_factory.mktemp("postgres")))
+    server = pgserver.Server()
     yield server.url
     server.stop()
 
@@ -254,7 +255,7 @@ def test_postgres_two_workers_one_killed_mid_trial(postgres):
     assert len(survivor_trials) == 20 and retries[0] in survivor_trials
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     # every complete trial ran a different trial's draws: nothing ran twice but the retry
-    origins = [fsearch._origin(t) for t in complete]
+    origins = [fsearch.origin(t) for t in complete]
     assert len(origins) == len(set(origins))
     assert not [t for t in trials if t.state.name == "RUNNING"]
 

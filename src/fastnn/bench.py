@@ -1,13 +1,25 @@
-"""Benchmarks: the fast half against `fastnn.reference`, measured side by side in one process.
+"""Benchmarks: fastnn against the book's code, measured side by side in one process.
 
-One implementation serves `bench/` and `fastnn bench`. Every row prints the fast and the reference
-time (median of repeated runs), their ratio, and, for memory-bound workloads, the physical bound:
-the bytes the workload must move divided by the memory bandwidth measured in the same run.
-PyTorch is timed too when it is installed. Nothing here asserts a speed.
+The baseline of every row is the book's code for that workload (SPEC section 14): the formulas of
+"Deep Learning from Scratch" (volume 1 common/, volume 2 common/) written out below in plain NumPy,
+what a reader runs instead of fastnn. The ratio is book time / fastnn time; the timed callables of a
+row alternate run by run and each time is the median of its runs. `fastnn.reference`, PyTorch and
+JAX (when installed) are further columns, never the denominator. Where a bound is known it is
+printed: the bytes the workload must move at the memory bandwidth measured in the same run, or the
+FLOPs of its matrix products at the GEMM rate measured in the same run. Nothing here asserts a
+speed.
+
+    python -m fastnn.bench [kernels|models|ch6|conv ...] [--threads N] [--quick] [--json FILE]
+                           [-k TEXT] [--no-torch] [--list]
+
+One implementation serves `bench/*.py` and `fastnn bench`.
 """
+import json
+import platform
 import statistics
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -16,134 +28,537 @@ import fastnn
 from fastnn import reference
 
 _MIB = 1 << 20
+GROUPS = ("kernels", "models", "ch6", "conv")
 
 
-@dataclass
-class Case:
-    """One workload: the fast and reference callables and what bounds them."""
+# --------------------------------------------------------------------------- the book's code
+# Compact NumPy versions of the book's layers, from its equations: the same operations in the
+# same order (temporaries, copies and all), so their time is the book's. One departure: the book's
+# im2col / col2im / Pooling.backward allocate with np.zeros' default float64, which turns a float32
+# network's convolutions into float64 ones; here they allocate in the input's dtype (faster).
 
-    name: str
-    fast: Callable[[], object]
-    ref: Callable[[], object]
-    bytes_moved: Optional[int] = None  # reads + writes the workload cannot avoid
-    torch: Optional[Callable[[], object]] = None
-    note: str = ""
-    ratio_of: Optional[Callable[[float, float], float]] = None  # default: ref / fast
-    ratio_unit: str = "x"  # "%" for shares, "x of products" for the matmul-bound case
-    extrapolated: bool = False  # ref returns an extrapolated time instead of being timed
-    reads_only: bool = False  # bytes_moved are all reads: bound by the read bandwidth
+def book_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
 
+
+def book_softmax_v1(x):
+    """Volume 1: exp computed twice."""
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
+
+
+def book_softmax_v2(x):
+    """Volume 2 (2-D input): exp once, normalised in place."""
+    x = x - x.max(axis=1, keepdims=True)
+    x = np.exp(x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
+
+
+def book_cross_entropy(y, t):
+    n = y.shape[0]
+    return -np.sum(np.log(y[np.arange(n), t] + 1e-7)) / n
+
+
+def book_numerical_gradient(f, x, h=1e-4):
+    """Volume 1's central differences, one element at a time through np.nditer."""
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        i = it.multi_index
+        keep = x[i]
+        x[i] = keep + h
+        up = f(x)
+        x[i] = keep - h
+        down = f(x)
+        grad[i] = (up - down) / (2 * h)
+        x[i] = keep
+        it.iternext()
+    return grad
+
+
+def book_im2col(x, fh, fw, stride=1, pad=0):
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((n, c, fh, fw, oh, ow), x.dtype)
+    for i in range(fh):
+        for j in range(fw):
+            col[:, :, i, j] = img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+
+
+def book_col2im(col, shape, fh, fw, stride=1, pad=0):
+    n, c, h, w = shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1), col.dtype)
+    for i in range(fh):
+        for j in range(fw):
+            img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += col[:, :, i, j]
+    return img[:, :, pad:h + pad, pad:w + pad]
+
+
+class BookAffine:
+    def __init__(self, W, b, keys=()):
+        self.W, self.b, self.keys, self.flops = W, b, keys, 0
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        self.flops = 2 * self.x.shape[0] * self.W.size  # per product, for the GEMM bound
+        return np.dot(self.x, self.W) + self.b
+
+    def backward(self, dout):
+        self.grads = (np.dot(self.x.T, dout), np.sum(dout, axis=0))
+        return np.dot(dout, self.W.T).reshape(self.shape)
+
+
+class BookSigmoid:
+    def forward(self, x):
+        self.out = book_sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1.0 - self.out) * self.out
+
+
+class BookRelu:
+    def forward(self, x):
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout):
+        dout[self.mask] = 0
+        return dout
+
+
+class BookDropout:
+    def __init__(self, ratio):
+        self.ratio = ratio
+
+    def forward(self, x, train_flg=True):
+        self.mask = np.random.rand(*x.shape) > self.ratio
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class BookBatchNorm:
+    """Volume 1's BatchNormalization in training mode, on (N, D) (4-D input: flattened per
+    sample)."""
+
+    def __init__(self, gamma, beta, momentum=0.9, keys=()):
+        self.gamma, self.beta, self.momentum, self.keys = gamma, beta, momentum, keys
+        self.running_mean = self.running_var = None
+
+    def forward(self, x, train_flg=True):
+        self.shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        if self.running_mean is None:
+            self.running_mean, self.running_var = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        mu = x.mean(axis=0)
+        xc = x - mu
+        var = np.mean(xc ** 2, axis=0)
+        std = np.sqrt(var + 10e-7)
+        self.xn = xc / std
+        self.xc, self.std = xc, std
+        self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+        self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var
+        return (self.gamma * self.xn + self.beta).reshape(self.shape)
+
+    def backward(self, dout):
+        dout = dout.reshape(dout.shape[0], -1)
+        n = dout.shape[0]
+        dbeta = dout.sum(axis=0)
+        dgamma = np.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        dxc = dxn / self.std
+        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
+        dvar = 0.5 * dstd / self.std
+        dxc += (2.0 / n) * self.xc * dvar
+        dmu = np.sum(dxc, axis=0)
+        self.grads = (dgamma, dbeta)
+        return (dxc - dmu / n).reshape(self.shape)
+
+
+class BookConvolution:
+    def __init__(self, W, b, stride=1, pad=0, keys=()):
+        self.W, self.b, self.stride, self.pad, self.keys, self.flops = W, b, stride, pad, keys, 0
+
+    def forward(self, x):
+        fn, c, fh, fw = self.W.shape
+        n, _, h, w = x.shape
+        oh = (h + 2 * self.pad - fh) // self.stride + 1
+        ow = (w + 2 * self.pad - fw) // self.stride + 1
+        self.x, self.col = x, book_im2col(x, fh, fw, self.stride, self.pad)
+        self.col_W = self.W.reshape(fn, -1).T
+        self.flops = 2 * self.col.shape[0] * self.col_W.size
+        out = np.dot(self.col, self.col_W) + self.b
+        return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+
+    def backward(self, dout):
+        fn, c, fh, fw = self.W.shape
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+        db = np.sum(dout, axis=0)
+        dW = np.dot(self.col.T, dout).transpose(1, 0).reshape(fn, c, fh, fw)
+        self.grads = (dW, db)
+        dcol = np.dot(dout, self.col_W.T)
+        return book_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad)
+
+
+class BookPooling:
+    def __init__(self, ph, pw, stride=2, pad=0):
+        self.ph, self.pw, self.stride, self.pad = ph, pw, stride, pad
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        oh, ow = (h - self.ph) // self.stride + 1, (w - self.pw) // self.stride + 1
+        col = book_im2col(x, self.ph, self.pw, self.stride, self.pad).reshape(-1, self.ph * self.pw)
+        self.x, self.arg_max = x, np.argmax(col, axis=1)
+        return np.max(col, axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+
+    def backward(self, dout):
+        dout = dout.transpose(0, 2, 3, 1)
+        size = self.ph * self.pw
+        dmax = np.zeros((dout.size, size), dout.dtype)
+        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
+        dcol = dmax.reshape(dout.shape + (size,)).reshape(-1, size * dout.shape[3])
+        return book_col2im(dcol, self.x.shape, self.ph, self.pw, self.stride, self.pad)
+
+
+class BookSoftmaxWithLoss:
+    def __init__(self, softmax):
+        self.softmax = softmax
+
+    def forward(self, x, t):
+        self.t, self.y = t, self.softmax(x)
+        return book_cross_entropy(self.y, t)
+
+    def backward(self, dout=1):
+        n = self.t.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(n), self.t] -= 1
+        if self.softmax is book_softmax_v2:  # volume 2 scales by dout, volume 1 does not
+            dx *= dout
+        return dx / n
+
+
+class BookNet:
+    """The book's network pattern: layers, SoftmaxWithLoss, gradient() -> dict. weight_decay None:
+    no decay term (the ConvNets); a number (MultiLayerNet*): the book's L2 term in the loss and
+    dW + lambda W in the gradient, computed also when lambda is 0, as the book does. copy_grads:
+    volume 2 copies each gradient into an array of its grads list."""
+
+    def __init__(self, params, layers, softmax=book_softmax_v1, weight_decay=None,
+                 copy_grads=False):
+        self.params, self.layers = params, layers
+        self.last = BookSoftmaxWithLoss(softmax)
+        self.weight_decay = weight_decay
+        self.grads = {k: np.zeros_like(p) for k, p in params.items()} if copy_grads else None
+
+    def loss(self, x, t):
+        for layer in self.layers:
+            train = isinstance(layer, (BookDropout, BookBatchNorm))
+            x = layer.forward(x, True) if train else layer.forward(x)
+        decay = 0
+        if self.weight_decay is not None:
+            for k, W in self.params.items():
+                if k.startswith("W"):
+                    decay += 0.5 * self.weight_decay * np.sum(W ** 2)
+        return self.last.forward(x, t) + decay
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.last.backward(1)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        grads = {}
+        for layer in self.layers:
+            for k, g in zip(getattr(layer, "keys", ()), getattr(layer, "grads", ())):
+                if self.weight_decay is not None and k.startswith("W"):
+                    g = g + self.weight_decay * layer.W
+                grads[k] = g
+        if self.grads is not None:
+            for k, g in grads.items():
+                self.grads[k][...] = g
+            return self.grads
+        return grads
+
+    def product_flops(self):
+        """FLOPs of the matrix products of one training step: each layer's forward product, its
+        dW product and its dx product, except dx of the first layer (no step needs it)."""
+        f = [layer.flops for layer in self.layers if hasattr(layer, "flops")]
+        return 3 * sum(f) - f[0]
+
+
+def book_sgd(lr):
+    def update(params, grads):
+        for k in params:
+            params[k] -= lr * grads[k]
+    return update
+
+
+def book_adam(lr=0.001, beta1=0.9, beta2=0.999):
+    state = {"iter": 0, "m": None, "v": None}
+
+    def update(params, grads):
+        if state["m"] is None:
+            state["m"] = {k: np.zeros_like(p) for k, p in params.items()}
+            state["v"] = {k: np.zeros_like(p) for k, p in params.items()}
+        state["iter"] += 1
+        it, m, v = state["iter"], state["m"], state["v"]
+        lr_t = lr * np.sqrt(1.0 - beta2 ** it) / (1.0 - beta1 ** it)
+        for k in params:
+            m[k] += (1 - beta1) * (grads[k] - m[k])
+            v[k] += (1 - beta2) * (grads[k] ** 2 - v[k])
+            params[k] -= lr_t * m[k] / (np.sqrt(v[k]) + 1e-7)
+    return update
+
+
+def _he(rng, shape, fan_in, dtype):
+    return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(dtype)
+
+
+def book_two_layer_net(rng, sizes, dtype=np.float64, std=0.01):
+    """Volume 2's TwoLayerNet: Affine, Sigmoid, Affine, SoftmaxWithLoss (volume 2's softmax)."""
+    i, h, o = sizes
+    params = {"W1": (std * rng.standard_normal((i, h))).astype(dtype), "b1": np.zeros(h, dtype),
+              "W2": (std * rng.standard_normal((h, o))).astype(dtype), "b2": np.zeros(o, dtype)}
+    layers = [BookAffine(params["W1"], params["b1"], ("W1", "b1")), BookSigmoid(),
+              BookAffine(params["W2"], params["b2"], ("W2", "b2"))]
+    return BookNet(params, layers, book_softmax_v2, copy_grads=True)
+
+
+def book_multi_layer_net(rng, sizes, batchnorm=False, dropout=None, weight_decay=0):
+    """Volume 1's MultiLayerNet / MultiLayerNetExtend, ReLU, He initialisation."""
+    params, layers = {}, []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+        params[f"W{k}"], params[f"b{k}"] = _he(rng, (a, b), a, np.float64), np.zeros(b)
+        layers.append(BookAffine(params[f"W{k}"], params[f"b{k}"], (f"W{k}", f"b{k}")))
+        if k == len(sizes) - 1:
+            break
+        if batchnorm:
+            params[f"gamma{k}"], params[f"beta{k}"] = np.ones(b), np.zeros(b)
+            layers.append(BookBatchNorm(params[f"gamma{k}"], params[f"beta{k}"],
+                                        keys=(f"gamma{k}", f"beta{k}")))
+        layers.append(BookRelu())
+        if dropout is not None:
+            layers.append(BookDropout(dropout))
+    return BookNet(params, layers, weight_decay=weight_decay)
+
+
+def book_simple_convnet(rng, dtype=np.float64, std=0.01):
+    """Volume 1's SimpleConvNet: conv 30x5x5 - relu - pool 2 - affine 100 - relu - affine 10."""
+    p = {"W1": std * rng.standard_normal((30, 1, 5, 5)), "b1": np.zeros(30),
+         "W2": std * rng.standard_normal((30 * 12 * 12, 100)), "b2": np.zeros(100),
+         "W3": std * rng.standard_normal((100, 10)), "b3": np.zeros(10)}
+    p = {k: v.astype(dtype) for k, v in p.items()}
+    layers = [BookConvolution(p["W1"], p["b1"], 1, 0, ("W1", "b1")), BookRelu(),
+              BookPooling(2, 2, 2),
+              BookAffine(p["W2"], p["b2"], ("W2", "b2")), BookRelu(),
+              BookAffine(p["W3"], p["b3"], ("W3", "b3"))]
+    return BookNet(p, layers)
+
+
+DEEP_CONVS = ((16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1))  # (filters, pad), 3x3, stride 1
+
+
+def book_deep_convnet(rng, dtype=np.float64):
+    """Volume 1's DeepConvNet (chapter 8): 6 conv-relu (pool after 2, 4, 6), affine 50 - relu -
+    dropout 0.5 - affine 10 - dropout 0.5."""
+    p, layers, channels = {}, [], 1
+    for k, (filters, pad) in enumerate(DEEP_CONVS, 1):
+        p[f"W{k}"] = _he(rng, (filters, channels, 3, 3), channels * 9, dtype)
+        p[f"b{k}"] = np.zeros(filters, dtype)
+        layers += [BookConvolution(p[f"W{k}"], p[f"b{k}"], 1, pad, (f"W{k}", f"b{k}")), BookRelu()]
+        if k % 2 == 0:
+            layers.append(BookPooling(2, 2, 2))
+        channels = filters
+    p["W7"], p["b7"] = _he(rng, (64 * 4 * 4, 50), 64 * 4 * 4, dtype), np.zeros(50, dtype)
+    p["W8"], p["b8"] = _he(rng, (50, 10), 50, dtype), np.zeros(10, dtype)
+    layers += [BookAffine(p["W7"], p["b7"], ("W7", "b7")), BookRelu(), BookDropout(0.5),
+               BookAffine(p["W8"], p["b8"], ("W8", "b8")), BookDropout(0.5)]
+    return BookNet(p, layers)
+
+
+# --------------------------------------------------------------------------- timing
 
 def median_time(fn, min_seconds=0.02, repeat=7):
-    """Median seconds per call of fn over `repeat` runs of enough calls to last min_seconds
-    (at most 3 runs of one call when a call takes over a second)."""
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    if once > 1:
-        repeat = min(repeat, 3)
-    else:
-        fn()
-    number = max(1, int(min_seconds / max(once, 1e-9)))
-    times = []
-    for _ in range(repeat):
+    """Median seconds per call of fn over `repeat` runs of enough calls to last min_seconds."""
+    return interleaved({"fn": fn}, min_seconds, repeat)["fn"]
+
+
+def interleaved(fns, min_seconds=0.02, repeat=7, settle=None):
+    """{name: median seconds per call}: each fn warmed up once, then `repeat` rounds in which every
+    fn runs enough calls to last min_seconds, the fns taking turns (so a drift in the machine's
+    speed reaches them alike). settle() runs before each timed run."""
+    number = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+        fn()
+        number[name] = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-9)))
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            if settle:
+                settle()
+            start = time.perf_counter()
+            for _ in range(number[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) / number[name])
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def memory_bandwidth(nbytes=64 * _MIB):
+def memory_bandwidth(nbytes=64 * _MIB, repeat=5):
     """Bytes per second (read + write) of a NumPy copy of nbytes, measured now."""
     src = np.ones(nbytes // 8)
     dst = np.empty_like(src)
-    return 2 * nbytes / median_time(lambda: np.copyto(dst, src), repeat=5)
+    return 2 * nbytes / median_time(lambda: np.copyto(dst, src), repeat=repeat)
 
 
-def read_bandwidth(nbytes=64 * _MIB):
+def read_bandwidth(nbytes=64 * _MIB, repeat=5):
     """Bytes per second read by BLAS's dot of an nbytes array with itself (one pass over it),
     measured now: a pure read stream, faster than a copy's."""
     a = np.ones(nbytes // 8)
-    return nbytes / median_time(lambda: np.dot(a, a), repeat=5)
+    return nbytes / median_time(lambda: np.dot(a, a), repeat=repeat)
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
+def gemm_rate(dtype, n=1024, repeat=5):
+    """FLOPs per second of NumPy's BLAS on an (n, n) @ (n, n) product of dtype, measured now."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    out = np.empty_like(a)
+    return 2 * n ** 3 / median_time(lambda: np.dot(a, a, out=out), repeat=repeat)
 
 
-def _softmax_ce_case(n, c, rng, torch):
-    x = rng.standard_normal((n, c))
-    t = rng.integers(0, c, n)
-    fast_layer, ref_layer = fastnn.SoftmaxWithLoss(), reference.SoftmaxWithLoss()
+# --------------------------------------------------------------------------- workloads
 
-    def fast():
-        fast_layer.forward(x, t)
-        return fast_layer.backward()
+@dataclass
+class Timed:
+    """What one row times. book and fast are required; reference is fastnn.reference's version;
+    torch / jax take the imported module and return the callable (built only when installed).
+    The bound is nbytes at the measured bandwidth (read bandwidth if reads_only), or flops (a
+    number or a function called after the timings) at the measured GEMM rate of dtype, or the
+    measured time of the floor callable. scale multiplies a column's time (a callable that runs a
+    known share of the workload, e.g. the book's numerical gradient on 100 parameters)."""
 
-    def ref():
-        ref_layer.forward(x, t)
-        return ref_layer.backward()
+    book: Callable
+    fast: Callable
+    reference: Optional[Callable] = None
+    torch: Optional[Callable] = None
+    jax: Optional[Callable] = None
+    nbytes: Optional[int] = None
+    reads_only: bool = False
+    flops: object = None
+    dtype: type = np.float64
+    floor: Optional[Callable] = None
+    scale: dict = field(default_factory=dict)
+    note: str = ""
 
-    torch_fn = None
-    if torch is not None:
+
+@dataclass(frozen=True)
+class Workload:
+    group: str
+    name: str
+    make: Callable[[], Timed]
+    needs: tuple = ()  # names fastnn must export (rows of layers other helpers add)
+
+    def available(self):
+        return all(hasattr(fastnn, n) for n in self.needs)
+
+
+def _rng():
+    return np.random.default_rng(0)  # every row's data from the same seed: the same each build
+
+
+def _dtype_name(dtype):
+    return np.dtype(dtype).name
+
+
+def _mnist_like(n, size, rng, dtype=np.float64, dense=False):
+    """n rows of size pixels in [0, 1], about 80% of them zero as in MNIST (dense: none zero), and
+    int64 labels 0..9."""
+    x = rng.random((n, size))
+    if not dense:
+        x *= rng.random((n, size)) < 0.2
+    return x.astype(dtype), rng.integers(0, 10, n)
+
+
+def _ref(name):
+    """fastnn.reference's class of that name, or None while it has none."""
+    return getattr(reference, name, None)
+
+
+def _softmax_ce(n, c):
+    rng = _rng()
+    x, t = rng.standard_normal((n, c)), rng.integers(0, c, n)
+    book = BookSoftmaxWithLoss(book_softmax_v2)
+    fast, ref = fastnn.SoftmaxWithLoss(), reference.SoftmaxWithLoss()
+
+    def torch(torch):
         xt, tt = torch.tensor(x), torch.tensor(t)
 
-        def torch_fn():
+        def fn():
             xg = xt.detach().requires_grad_()
             torch.nn.functional.cross_entropy(xg, tt).backward()
             return xg.grad
+        return fn
 
-    return Case(f"softmax-CE forward+backward ({n}, {c})", fast, ref, 4 * x.nbytes, torch_fn)
+    def jax(jax):
+        f = jax.jit(jax.value_and_grad(lambda x, t: -jax.numpy.mean(
+            jax.nn.log_softmax(x)[jax.numpy.arange(x.shape[0]), t])))
+        xj, tj = jax.numpy.asarray(x), jax.numpy.asarray(t)
+        return lambda: jax.block_until_ready(f(xj, tj))
+
+    return Timed(lambda: (book.forward(x, t), book.backward()),
+                 lambda: (fast.forward(x, t), fast.backward()),
+                 lambda: (ref.forward(x, t), ref.backward()), torch, jax, nbytes=4 * x.nbytes,
+                 note="the book: volume 2's softmax (one exp) and SoftmaxWithLoss")
 
 
-def _sigmoid_case(shape, rng, torch):
-    x = rng.standard_normal(shape)
-    dout = rng.standard_normal(shape)
-    fast_layer, ref_layer = fastnn.Sigmoid(), reference.Sigmoid()
+def _sigmoid(shape):
+    rng = _rng()
+    x, dout = rng.standard_normal(shape), rng.standard_normal(shape)
+    layers = BookSigmoid(), fastnn.Sigmoid(), reference.Sigmoid()
 
-    def fast():
-        fast_layer.forward(x)
-        return fast_layer.backward(dout)
-
-    def ref():
-        ref_layer.forward(x)
-        return ref_layer.backward(dout)
-
-    torch_fn = None
-    if torch is not None:
+    def torch(torch):
         xt, dt = torch.tensor(x), torch.tensor(dout)
 
-        def torch_fn():
+        def fn():
             xg = xt.detach().requires_grad_()
             torch.sigmoid(xg).backward(dt)
             return xg.grad
+        return fn
 
-    label = "x".join(map(str, shape)) if len(shape) > 1 else f"{shape[0]:.0e} elements"
-    return Case(f"sigmoid forward+backward ({label})", fast, ref, 5 * x.nbytes, torch_fn)
+    def jax(jax):
+        f = jax.jit(lambda x, d: jax.vjp(jax.nn.sigmoid, x)[1](d))
+        xj, dj = jax.numpy.asarray(x), jax.numpy.asarray(dout)
+        return lambda: jax.block_until_ready(f(xj, dj))
+
+    fb, ff, fr = ((lambda l=l: (l.forward(x), l.backward(dout))) for l in layers)
+    return Timed(fb, ff, fr, torch, jax, nbytes=5 * x.nbytes)
 
 
-def _bias_grad_case(n, d, rng, torch):
-    dout = rng.standard_normal((n, d))
-    torch_fn = None
-    if torch is not None:
+def _bias_grad(n, d, dtype):
+    dout = _rng().standard_normal((n, d)).astype(dtype)
+
+    def torch(torch):
         dt = torch.tensor(dout)
+        return lambda: dt.sum(0)
 
-        def torch_fn():
-            return dt.sum(0)
+    def jax(jax):
+        f, dj = jax.jit(lambda d: d.sum(0)), jax.numpy.asarray(dout)
+        return lambda: jax.block_until_ready(f(dj))
 
-    return Case(f"bias gradient ({n}, {d})", lambda: fastnn.bias_grad(dout),
-                lambda: reference.bias_grad(dout), dout.nbytes, torch_fn, reads_only=True)
+    return Timed(lambda: np.sum(dout, axis=0), lambda: fastnn.bias_grad(dout),
+                 lambda: reference.bias_grad(dout), torch, jax, nbytes=dout.nbytes, reads_only=True)
 
 
-def _numerical_gradient_case(size, rng, torch=None):
-    """Ratio column: the loop's overhead as a share of the time spent in f."""
-    x = rng.standard_normal(size)
+def _numerical_gradient(size):
+    x = _rng().standard_normal(size)
 
     def f(w):
         return np.sum(w ** 2)
@@ -152,196 +567,495 @@ def _numerical_gradient_case(size, rng, torch=None):
         for _ in range(2 * size):
             f(x)
 
-    def overhead_share(t_fast, t_calls):
-        return (t_fast - t_calls) / t_calls
-
-    return Case(f"numerical_gradient, f = sum(x**2), {size} elements",
-                lambda: fastnn.numerical_gradient(f, x), calls_only,
-                note="ratio column = loop overhead / time in the 2n calls of f (reference column)",
-                ratio_of=overhead_share, ratio_unit="%")
+    return Timed(lambda: book_numerical_gradient(f, x), lambda: fastnn.numerical_gradient(f, x),
+                 lambda: reference.numerical_gradient(f, x), floor=calls_only,
+                 note="bound = the 2n calls of f alone, timed")
 
 
-def kernel_cases(rng, torch=None):
-    """The kernel workloads of SPEC section 7."""
-    return [
-        _softmax_ce_case(100, 10, rng, torch),
-        _softmax_ce_case(1000, 1000, rng, torch),
-        _sigmoid_case((1000, 1000), rng, torch),
-        _sigmoid_case((10 ** 7,), rng, torch),
-        _bias_grad_case(10000, 1000, rng, torch),
-        _numerical_gradient_case(1000, rng),
-    ]
-
-
-def _mnist_like(n, size, rng):
-    """n rows of size pixels in [0, 1], about 80% of them zero (as MNIST), and labels 0..9."""
-    x = rng.random((n, size)) * (rng.random((n, size)) < 0.2)
-    return x, rng.integers(0, 10, n)
-
-
-def _model_numerical_gradient_case(rng, torch=None, subset_rows=2):
-    """TwoLayerNetwork(784, 50, 10), batch 100: the whole fast numerical gradient against the
-    reference's loop over the first subset_rows rows of W1, extrapolated to every parameter."""
+def _model_numerical_gradient(subset_rows=2):
+    """TwoLayerNetwork(784, 50, 10), batch 100: the whole fast numerical gradient against the book's
+    (volume 1, chapter 4) and the reference's loops over W1[:subset_rows], extrapolated."""
+    rng = _rng()
     x, t = _mnist_like(100, 784, rng)
-    fast_net = fastnn.TwoLayerNetwork(784, 50, 10, seed=0)
-    ref_net = reference.TwoLayerNetwork(784, 50, 10, seed=0)
-    n_params = sum(p.size for p in ref_net.params.values())
-    subset = ref_net.params["W1"][:subset_rows]  # a view: the loop perturbs the live W1
-    scale = n_params / subset.size
+    book = book_two_layer_net(_rng(), (784, 50, 10))
+    p = book.params
 
-    def ref_extrapolated():
-        start = time.perf_counter()
-        reference.numerical_gradient(lambda W: ref_net.loss(x, t), subset)
-        return (time.perf_counter() - start) * scale
+    def book_loss(_):
+        z = book_sigmoid(np.dot(x, p["W1"]) + p["b1"])
+        return book_cross_entropy(book_softmax_v1(np.dot(z, p["W2"]) + p["b2"]), t)
 
-    return Case("numerical_gradient, TwoLayerNetwork(784, 50, 10), batch 100",
-                lambda: fast_net.numerical_gradient(x, t), ref_extrapolated,
-                note=f"reference timed on {subset.size} of {n_params} parameters (W1[:{subset_rows}]) "
-                     "and extrapolated", extrapolated=True)
+    fast = fastnn.TwoLayerNetwork(784, 50, 10, seed=0)
+    ref = reference.TwoLayerNetwork(784, 50, 10, seed=0)
+    n_params = sum(v.size for v in p.values())
+    ref_subset = ref.params["W1"][:subset_rows]  # views: the loops perturb the live W1
+    book_subset = p["W1"][:subset_rows]
+    scale = n_params / book_subset.size
+    return Timed(lambda: book_numerical_gradient(book_loss, book_subset),
+                 lambda: fast.numerical_gradient(x, t),
+                 lambda: reference.numerical_gradient(lambda W: ref.loss(x, t), ref_subset),
+                 scale={"book": scale, "reference": scale},
+                 note=f"book and reference timed on W1[:{subset_rows}] ({book_subset.size} of "
+                      f"{n_params} parameters) and extrapolated")
 
 
-def _train_step_case(hidden, batch, dtype, rng, torch):
-    """One seed-000 step: forward, backward, SGD update, on TwoLayerNet(784, hidden, 10)."""
-    x, t = _mnist_like(batch, 784, rng)
-    x = x.astype(dtype)
-    nets = [half.TwoLayerNet(784, hidden, 10, 0.01, dtype=dtype, seed=0) for half in (fastnn, reference)]
+def _two_layer_torch(torch, params, lr=0.1):
+    """A PyTorch TwoLayerNet step factory: step(x, t) on tensors."""
+    W1, b1, W2, b2 = (torch.tensor(np.array(v)).requires_grad_() for v in params)
+
+    def step(xt, tt):
+        scores = torch.sigmoid(xt @ W1 + b1) @ W2 + b2
+        torch.nn.functional.cross_entropy(scores, tt).backward()
+        with torch.no_grad():
+            for q in (W1, b1, W2, b2):
+                q -= lr * q.grad
+                q.grad = None
+    return step
+
+
+def _two_layer_step(hidden, batch, dtype, dense=False):
+    """One step of volume 2's TwoLayerNet(784, hidden, 10) with SGD lr 0.1: forward, backward,
+    update."""
+    rng = _rng()
+    x, t = _mnist_like(batch, 784, rng, dtype, dense)
+    book = book_two_layer_net(_rng(), (784, hidden, 10), dtype)
+    sgd = book_sgd(0.1)
     steps = []
-    for half, net in zip((fastnn, reference), nets):
-        optimizer = half.SGD(lr=0.1)
+    for half in (fastnn, reference):
+        net, opt = half.TwoLayerNet(784, hidden, 10, dtype=dtype, seed=0), half.SGD(lr=0.1)
+        steps.append(lambda net=net, opt=opt: (net.forward(x, t), net.backward(),
+                                               opt.update(net.params, net.grads)))
 
-        def step(net=net, optimizer=optimizer):
-            net.forward(x, t)
-            net.backward()
-            optimizer.update(net.params, net.grads)
-
-        steps.append(step)
-    torch_fn = None
-    if torch is not None:
-        tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    def torch(torch):
+        step = _two_layer_torch(torch, book.params.values())
         xt, tt = torch.tensor(x), torch.tensor(t)
-        params = [torch.tensor(np.asarray(p), dtype=tdtype).requires_grad_() for p in nets[1].params]
+        return lambda: step(xt, tt)
 
-        def torch_fn():
-            W1, b1, W2, b2 = params
-            scores = torch.sigmoid(xt @ W1 + b1) @ W2 + b2
-            torch.nn.functional.cross_entropy(scores, tt).backward()
-            with torch.no_grad():
-                for p in params:
-                    p -= 0.1 * p.grad
-                    p.grad = None
-
-    return Case(f"training step, 784-{hidden}-10, batch {batch}, {np.dtype(dtype).name}",
-                steps[0], steps[1], torch=torch_fn)
+    flops = 4 * batch * 784 * hidden + 6 * batch * hidden * 10
+    return Timed(lambda: sgd(book.params, book.gradient(x, t)), *steps, torch, flops=flops,
+                 dtype=dtype, note="" if dense else
+                 "sparse input: the bound counts dense products; fastnn skips x's zeros")
 
 
-def _matmul_bound_case(hidden, batch, rng):
-    """The training step against the five matrix products it cannot avoid, in NumPy."""
-    x, t = _mnist_like(batch, 784, rng)
-    net = fastnn.TwoLayerNet(784, hidden, 10, seed=0)
-    optimizer = fastnn.SGD(lr=0.1)
-    W1, _, W2, _ = net.params
-    z, dz = np.empty((batch, hidden)), np.empty((batch, hidden))
-    s, dW1, dW2 = np.empty((batch, 10)), np.empty_like(W1), np.empty_like(W2)
+def _main_job(steps, batch=100):
+    """The main job: TwoLayerNet 64-50-10 on the bundled digits, SGD lr 0.1, `steps` mini-batches
+    drawn with replacement (the same batches for every column), the book's volume-2 loop."""
+    (x, t), _ = fastnn.load_digits()
+    x, t = x.astype(np.float64), t.astype(np.int64)
+    masks = _rng().integers(0, len(x), (steps, batch))
+    book, sgd = book_two_layer_net(_rng(), (64, 50, 10)), book_sgd(0.1)
 
-    def step():
-        net.forward(x, t)
-        net.backward()
-        optimizer.update(net.params, net.grads)
+    def book_loop():
+        for m in masks:
+            sgd(book.params, book.gradient(x[m], t[m]))
 
-    def products():
-        np.dot(x, W1, out=z)
-        np.dot(z, W2, out=s)
-        np.dot(z.T, s, out=dW2)
-        np.dot(s, W2.T, out=dz)
-        np.dot(x.T, dz, out=dW1)
+    loops = []
+    for half in (fastnn, reference):
+        net, opt = half.TwoLayerNet(64, 50, 10, seed=0), half.SGD(lr=0.1)
 
-    return Case(f"training step, 784-{hidden}-10, batch {batch} vs its matrix products", step,
-                products, note="reference column = the 5 products alone (NumPy BLAS); "
-                               "ratio = step time / products time", ratio_of=lambda f, r: f / r,
-                ratio_unit="x of products")
+        def loop(net=net, opt=opt):
+            for m in masks:
+                net.forward(x[m], t[m])
+                net.backward()
+                opt.update(net.params, net.grads)
+        loops.append(loop)
+
+    def torch(torch):
+        step = _two_layer_torch(torch, book.params.values())
+        xt, tt, mt = torch.tensor(x), torch.tensor(t), torch.tensor(masks)
+
+        def loop():
+            for m in mt:
+                step(xt[m], tt[m])
+        return loop
+
+    flops = steps * (4 * batch * 64 * 50 + 6 * batch * 50 * 10)
+    return Timed(book_loop, *loops, torch, flops=flops,
+                 note=f"{steps} steps per call, batches gathered in the loop")
 
 
-def model_cases(rng, torch=None):
-    """The two-layer network workloads: numerical gradient and training steps."""
-    return [
-        _model_numerical_gradient_case(rng),
-        _train_step_case(50, 100, np.float64, rng, torch),
-        _train_step_case(50, 100, np.float32, rng, torch),
-        _train_step_case(1000, 256, np.float64, rng, torch),
-        _matmul_bound_case(1000, 256, rng),
-    ]
+def _mlp_torch(torch, params, sizes, lr=0.01):
+    Ws = [torch.tensor(np.array(params[f"{n}{k}"])).requires_grad_()
+          for k in range(1, len(sizes)) for n in "Wb"]
+
+    def step(xt, tt):
+        h = xt
+        for k in range(0, len(Ws), 2):
+            h = h @ Ws[k] + Ws[k + 1]
+            if k + 2 < len(Ws):
+                h = torch.relu(h)
+        torch.nn.functional.cross_entropy(h, tt).backward()
+        with torch.no_grad():
+            for q in Ws:
+                q -= lr * q.grad
+                q.grad = None
+    return step
+
+
+def _multi_layer_step(hidden_layers, batchnorm=False, dropout=None, weight_decay=0):
+    """One SGD (lr 0.01) step of volume 1's MultiLayerNet(Extend) 784-[100]xL-10, ReLU, batch
+    100."""
+    rng = _rng()
+    x, t = _mnist_like(100, 784, rng)
+    sizes = [784] + [100] * hidden_layers + [10]
+    book = book_multi_layer_net(_rng(), sizes, batchnorm, dropout, weight_decay)
+    sgd = book_sgd(0.01)
+    kwargs = {"weight_decay_lambda": weight_decay}
+    if batchnorm or dropout is not None:
+        kwargs.update(use_batchnorm=batchnorm, use_dropout=dropout is not None,
+                      dropout_ration=dropout or 0.5)
+    cls = "MultiLayerNetExtend" if len(kwargs) > 1 else "MultiLayerNet"
+    steps = []
+    for half in (fastnn, reference):
+        if not hasattr(half, cls):
+            steps.append(None)
+            continue
+        net, opt = getattr(half, cls)(784, sizes[1:-1], 10, **kwargs), half.SGD(lr=0.01)
+        steps.append(lambda net=net, opt=opt: opt.update(net.params, net.gradient(x, t)))
+
+    def torch(torch):  # the plain ReLU network only
+        step, xt, tt = _mlp_torch(torch, book.params, sizes), torch.tensor(x), torch.tensor(t)
+        return lambda: step(xt, tt)
+
+    plain = not batchnorm and dropout is None and not weight_decay
+    return Timed(lambda: sgd(book.params, book.gradient(x, t)), steps[0], steps[1],
+                 torch if plain else None, flops=book.product_flops)
+
+
+def _batchnorm(n, d):
+    rng = _rng()
+    x, dout = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    gamma, beta = 1 + 0.1 * rng.standard_normal(d), 0.1 * rng.standard_normal(d)
+    layers = [BookBatchNorm(gamma.copy(), beta.copy())]
+    for half in (fastnn, reference):
+        cls = getattr(half, "BatchNormalization", None)
+        layers.append(cls(gamma.copy(), beta.copy()) if cls else None)
+
+    def torch(torch):
+        xt, dt = torch.tensor(x), torch.tensor(dout)
+        g, b = torch.tensor(gamma).requires_grad_(), torch.tensor(beta).requires_grad_()
+
+        def fn():
+            xg = xt.detach().requires_grad_()
+            torch.nn.functional.batch_norm(xg, None, None, g, b, training=True,
+                                           eps=10e-7).backward(dt)
+            return xg.grad
+        return fn
+
+    fns = [(lambda l=l: (l.forward(x, True), l.backward(dout))) if l else None for l in layers]
+    return Timed(*fns, torch, nbytes=5 * x.nbytes)
+
+
+def _convolution(x_shape, w_shape, pad=0, dtype=np.float64):
+    rng = _rng()
+    x = rng.standard_normal(x_shape).astype(dtype)
+    W = (0.1 * rng.standard_normal(w_shape)).astype(dtype)
+    b = (0.1 * rng.standard_normal(w_shape[0])).astype(dtype)
+    layers = [BookConvolution(W, b, 1, pad)]
+    for half in (fastnn, reference):
+        cls = getattr(half, "Convolution", None)
+        layers.append(cls(W.copy(), b.copy(), 1, pad) if cls else None)
+    dout = rng.standard_normal(layers[0].forward(x).shape).astype(dtype)
+
+    def torch(torch):
+        xt, Wt, bt, dt = (torch.tensor(a) for a in (x, W, b, dout))
+
+        def fn():
+            xg, Wg, bg = (a.detach().requires_grad_() for a in (xt, Wt, bt))
+            torch.nn.functional.conv2d(xg, Wg, bg, padding=pad).backward(dt)
+            return xg.grad
+        return fn
+
+    fns = [(lambda l=l: (l.forward(x), l.backward(dout))) if l else None for l in layers]
+    return Timed(*fns, torch, flops=3 * layers[0].flops, dtype=dtype)
+
+
+def _pooling(x_shape):
+    rng = _rng()
+    x = rng.standard_normal(x_shape)
+    layers = [BookPooling(2, 2, 2)]
+    for half in (fastnn, reference):
+        cls = getattr(half, "Pooling", None)
+        layers.append(cls(2, 2, 2) if cls else None)
+    dout = rng.standard_normal(layers[0].forward(x).shape)
+
+    def torch(torch):
+        xt, dt = torch.tensor(x), torch.tensor(dout)
+
+        def fn():
+            xg = xt.detach().requires_grad_()
+            torch.nn.functional.max_pool2d(xg, 2, 2).backward(dt)
+            return xg.grad
+        return fn
+
+    fns = [(lambda l=l: (l.forward(x), l.backward(dout))) if l else None for l in layers]
+    return Timed(*fns, torch, nbytes=x.nbytes * 5 // 2)
+
+
+def _convnet_torch(torch, params, deep):
+    """PyTorch's SimpleConvNet / DeepConvNet step with torch.optim.Adam(lr=0.001)."""
+    F = torch.nn.functional
+    p = {k: torch.tensor(np.array(v)).requires_grad_() for k, v in params.items()}
+    opt = torch.optim.Adam(p.values(), lr=0.001)
+
+    def step(xt, tt):
+        if deep:
+            h = xt
+            for k, (_, pad) in enumerate(DEEP_CONVS, 1):
+                h = F.relu(F.conv2d(h, p[f"W{k}"], p[f"b{k}"], padding=pad))
+                if k % 2 == 0:
+                    h = F.max_pool2d(h, 2, 2)
+            h = F.dropout(F.relu(h.flatten(1) @ p["W7"] + p["b7"]), 0.5)
+            h = F.dropout(h @ p["W8"] + p["b8"], 0.5)
+        else:
+            h = F.max_pool2d(F.relu(F.conv2d(xt, p["W1"], p["b1"])), 2, 2)
+            h = F.relu(h.flatten(1) @ p["W2"] + p["b2"]) @ p["W3"] + p["b3"]
+        opt.zero_grad()
+        F.cross_entropy(h, tt).backward()
+        opt.step()
+    return step
+
+
+def _convnet_step(deep, dtype):
+    """One step (gradient + Adam lr 0.001, as the book's train_convnet.py / train_deepnet.py) of
+    SimpleConvNet or DeepConvNet, batch 100 of MNIST-like (1, 28, 28) input."""
+    rng = _rng()
+    x, t = _mnist_like(100, 784, rng, dtype)
+    x = x.reshape(100, 1, 28, 28)
+    book = (book_deep_convnet if deep else book_simple_convnet)(_rng(), dtype=dtype)
+    adam = book_adam()
+    cls = "DeepConvNet" if deep else "SimpleConvNet"
+    steps = []
+    for half in (fastnn, reference):
+        if not hasattr(half, cls):
+            steps.append(None)
+            continue
+        net = getattr(half, cls)(**({} if dtype == np.float64 else {"dtype": dtype}))
+        opt = half.Adam(lr=0.001)
+        steps.append(lambda net=net, opt=opt: opt.update(net.params, net.gradient(x, t)))
+
+    def torch(torch):
+        step, xt, tt = _convnet_torch(torch, book.params, deep), torch.tensor(x), torch.tensor(t)
+        return lambda: step(xt, tt)
+
+    return Timed(lambda: adam(book.params, book.gradient(x, t)), steps[0], steps[1], torch,
+                 flops=book.product_flops, dtype=dtype)
+
+
+def _row(group, name, make, *needs):
+    return Workload(group, name, make, needs)
+
+
+F64, F32 = np.float64, np.float32
+WORKLOADS = [
+    _row("kernels", "softmax-CE forward+backward (100, 10)", lambda: _softmax_ce(100, 10)),
+    _row("kernels", "softmax-CE forward+backward (1000, 1000)", lambda: _softmax_ce(1000, 1000)),
+    _row("kernels", "sigmoid forward+backward (1000, 1000)", lambda: _sigmoid((1000, 1000))),
+    _row("kernels", "sigmoid forward+backward (1e7 elements)", lambda: _sigmoid((10 ** 7,))),
+    _row("kernels", "bias gradient (10000, 1000) float64", lambda: _bias_grad(10000, 1000, F64)),
+    _row("kernels", "bias gradient (10000, 1000) float32", lambda: _bias_grad(10000, 1000, F32)),
+    _row("kernels", "numerical_gradient, f = sum(x**2), 1000 elements",
+         lambda: _numerical_gradient(1000)),
+    _row("models", "numerical gradient, TwoLayerNetwork 784-50-10, batch 100",
+         _model_numerical_gradient),
+    _row("models", "step 784-50-10 batch 100, sparse x, float64",
+         lambda: _two_layer_step(50, 100, F64)),
+    _row("models", "step 784-50-10 batch 100, sparse x, float32",
+         lambda: _two_layer_step(50, 100, F32)),
+    _row("models", "step 784-50-10 batch 100, dense x, float64",
+         lambda: _two_layer_step(50, 100, F64, dense=True)),
+    _row("models", "step 784-50-10 batch 100, dense x, float32",
+         lambda: _two_layer_step(50, 100, F32, dense=True)),
+    _row("models", "step 784-1000-10 batch 256, sparse x, float64",
+         lambda: _two_layer_step(1000, 256, F64)),
+    _row("models", "step 784-1000-10 batch 256, dense x, float64",
+         lambda: _two_layer_step(1000, 256, F64, dense=True)),
+    _row("models", "main job: 64-50-10 digits, SGD, batch 100, 2000 steps",
+         lambda: _main_job(2000)),
+    _row("ch6", "MultiLayerNet 784-[100]x4-10 ReLU, SGD step", lambda: _multi_layer_step(4),
+         "MultiLayerNet"),
+    _row("ch6", "MultiLayerNetExtend 784-[100]x5-10 batch norm, SGD step",
+         lambda: _multi_layer_step(5, batchnorm=True), "MultiLayerNetExtend"),
+    _row("ch6", "784-[100]x6-10 dropout 0.2 + weight decay 0.1, SGD step",
+         lambda: _multi_layer_step(6, dropout=0.2, weight_decay=0.1), "MultiLayerNetExtend"),
+    _row("ch6", "BatchNormalization forward+backward (100, 100)", lambda: _batchnorm(100, 100),
+         "BatchNormalization"),
+    _row("ch6", "BatchNormalization forward+backward (10000, 1000)",
+         lambda: _batchnorm(10000, 1000), "BatchNormalization"),
+    _row("conv", "Convolution fwd+bwd (100,1,28,28) x (30,1,5,5)",
+         lambda: _convolution((100, 1, 28, 28), (30, 1, 5, 5)), "Convolution"),
+    _row("conv", "Convolution fwd+bwd (100,32,14,14) x (64,32,3,3) pad 1",
+         lambda: _convolution((100, 32, 14, 14), (64, 32, 3, 3), pad=1), "Convolution"),
+    _row("conv", "Pooling fwd+bwd (100,30,24,24) 2x2 stride 2", lambda: _pooling((100, 30, 24, 24)),
+         "Pooling"),
+    _row("conv", "SimpleConvNet step (gradient + Adam), float64", lambda: _convnet_step(False, F64),
+         "SimpleConvNet"),
+    _row("conv", "SimpleConvNet step (gradient + Adam), float32", lambda: _convnet_step(False, F32),
+         "SimpleConvNet"),
+    _row("conv", "DeepConvNet step (gradient + Adam), float64", lambda: _convnet_step(True, F64),
+         "DeepConvNet"),
+    _row("conv", "DeepConvNet step (gradient + Adam), float32", lambda: _convnet_step(True, F32),
+         "DeepConvNet"),
+]
+
+
+# --------------------------------------------------------------------------- running
+
+def select(which=None, match=None):
+    """The workloads of the groups in `which` (default all) whose name contains one of the strings
+    in `match` (case-insensitive; default any name), among those this build of fastnn has."""
+    which = list(which or GROUPS)
+    unknown = set(which) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown workload groups {sorted(unknown)}; choose from {list(GROUPS)}")
+    match = [match] if isinstance(match, str) else match
+    return [w for w in WORKLOADS if w.group in which and w.available()
+            and (not match or any(m.lower() in w.name.lower() for m in match))]
 
 
 def _fmt_time(seconds):
+    if seconds is None:
+        return ""
     if seconds < 1e-3:
-        return f"{seconds * 1e6:8.1f} us"
+        return f"{seconds * 1e6:.1f} us"
     if seconds < 1:
-        return f"{seconds * 1e3:8.2f} ms"
-    return f"{seconds:8.2f} s "
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
 
 
-WORKLOADS = {"kernels": kernel_cases, "models": model_cases}
+def _optional(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
 
 
-def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=print):
-    """Time the workloads of `which` (names in WORKLOADS) and print the table; returns a list of
-    result dicts."""
+def _versions(torch, jax):
+    info = {"fastnn": fastnn.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "torch": getattr(torch, "__version__", None), "jax": getattr(jax, "__version__", None)}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f
+                                if line.startswith("model name")), None)
+    except OSError:
+        info["cpu"] = None
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "architecture")}
+                        for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = None
+    return info
+
+
+_COLUMNS = ("book", "fast", "reference")
+
+
+def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=False,
+        json_path=None, match=None):
+    """Time the workloads of the groups in `which` (default: all) whose name contains one of
+    `match` (a string or a list),
+    print the table, write every figure to json_path when given; returns the list of row dicts.
+    quick: one timing run per column (and shorter runs)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    def make_cases(torch=None):  # the same data each time: one generator from the same seed
-        rng = np.random.default_rng(0)
-        return [case for name in which for case in WORKLOADS[name](rng, torch)]
-
-    cases = make_cases()
+    workloads = select(which, match)
+    if quick:
+        repeat = 1
+    min_seconds = 0.005 if quick else 0.02
     blas = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
     fastnn.set_num_threads(threads)
+    # with threads, BLAS's worker threads spin for a while after their last call and take a core
+    # from whatever runs next (a 784-1000-10 fastnn step right after the reference's: 11-15 ms
+    # instead of 7): a pause before each timed run lets them idle
+    settle = (lambda: time.sleep(0.15)) if threads > 1 else None
     try:
-        bandwidth, reading = memory_bandwidth(), read_bandwidth()
-        print_fn(f"fastnn {fastnn.__version__}, {threads} thread(s), float64 unless noted; "
-                 f"memory bandwidth {bandwidth / 1e9:.1f} GB/s (copy, read+write), "
-                 f"{reading / 1e9:.1f} GB/s (read)"
+        probe = {"repeat": 2 if quick else 5}
+        machine = {"threads": threads, "copy_bandwidth": memory_bandwidth(**probe),
+                   "read_bandwidth": read_bandwidth(**probe),
+                   "gemm_rate": {"float64": gemm_rate(np.float64, **probe),
+                                 "float32": gemm_rate(np.float32, **probe)}}
+        print_fn(f"fastnn {fastnn.__version__}, numpy {np.__version__}, {threads} thread(s), "
+                 f"float64 unless noted; memory bandwidth "
+                 f"{machine['copy_bandwidth'] / 1e9:.1f} GB/s (copy, read+write), "
+                 f"{machine['read_bandwidth'] / 1e9:.1f} GB/s (read); GEMM "
+                 f"{machine['gemm_rate']['float64'] / 1e9:.0f} GFLOP/s float64, "
+                 f"{machine['gemm_rate']['float32'] / 1e9:.0f} float32"
                  + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
-        header = (f"{'workload':62s} {'fast':>11s} {'reference':>11s} {'ratio':>7s} {'bound':>11s} "
-                  f"{'torch':>11s}")
+        print_fn("ratio = the book's code / fastnn (SPEC 14); bound = bytes at the measured "
+                 "bandwidth or matrix-product FLOPs at the measured GEMM rate")
+        rows = []
+        for w in workloads:
+            timed = w.make()
+            fns = {c: getattr(timed, c) for c in _COLUMNS if getattr(timed, c)}
+            if timed.floor:
+                fns["floor"] = timed.floor
+            times = interleaved(fns, min_seconds, repeat, settle)
+            for c, s in timed.scale.items():
+                times[c] *= s
+            rows.append((w, timed, times))
+            del timed, fns  # a row's data is freed before the next row's is made
+
+        # PyTorch and JAX after all the others, imported only then: their threads (and PyTorch's
+        # own OpenMP runtime, once loaded) keep a core busy, which slowed fastnn rows with 2
+        # threads up to 9x. Each row's data is made again for them.
+        extra = {}
+        for name in ("torch", "jax") if with_torch else ():
+            module = _optional(name)
+            if module is None:
+                continue
+            if name == "torch":
+                module.set_num_threads(threads)
+            else:  # float64 arrays stay float64 (JAX's default is float32); XLA picks its threads
+                module.config.update("jax_enable_x64", True)
+                __import__("jax.numpy")
+            for w, _, _ in rows:
+                timed = w.make()
+                factory = getattr(timed, name)
+                if factory:
+                    extra[w.name, name] = interleaved({name: factory(module)}, min_seconds,
+                                                      repeat, settle)[name]
+            extra[name] = module
+        torch, jax = extra.get("torch"), extra.get("jax")
+
+        header = (f"{'workload':58s} {'book':>10s} {'fastnn':>10s} {'ratio':>7s} {'bound':>10s} "
+                  f"{'reference':>10s} {'torch':>10s}" + (f" {'jax':>10s}" if jax else ""))
         print_fn(header)
         print_fn("-" * len(header))
-        # with threads, BLAS's worker threads spin for a while after their last call and take a
-        # core from whatever runs next (a 784-1000-10 fastnn step right after the reference's:
-        # 11-15 ms instead of 7): a pause before each timing lets them idle
-        settle = (lambda: time.sleep(0.25)) if threads > 1 else (lambda: None)
-        timed = []
-        for case in cases:
-            settle()
-            t_fast = median_time(case.fast, repeat=repeat)
-            settle()
-            if case.extrapolated:
-                t_ref = statistics.median(case.ref() for _ in range(min(repeat, 3)))
-            else:
-                t_ref = median_time(case.ref, repeat=repeat)
-            timed.append((t_fast, t_ref))
-        # PyTorch after all the others, and imported only then: its threads (and its own OpenMP
-        # runtime, once loaded) keep a core busy, which slowed fastnn rows with 2 threads up to 9x
-        torch = _torch() if with_torch else None
-        torch_times = []
-        for case in make_cases(torch) if torch else cases:
-            settle()
-            torch_times.append(median_time(case.torch, repeat=repeat) if case.torch else None)
         results = []
-        for case, (t_fast, t_ref), t_torch in zip(cases, timed, torch_times):
-            ratio = case.ratio_of(t_fast, t_ref) if case.ratio_of else t_ref / t_fast
-            bound = (case.bytes_moved / (reading if case.reads_only else bandwidth)
-                     if case.bytes_moved else None)
-            ratio_text = (f"{ratio * 100:6.1f}%" if case.ratio_unit == "%"
-                          else f"{ratio:6.2f}x" if case.ratio_of else f"{ratio:6.1f}x")
-            print_fn(f"{case.name:62s} {_fmt_time(t_fast)} {_fmt_time(t_ref)} {ratio_text} "
-                     f"{_fmt_time(bound) if bound else '':>11s} "
-                     f"{_fmt_time(t_torch) if t_torch else '':>11s}")
-            if case.note:
-                print_fn(f"  ({case.note})")
-            results.append(dict(name=case.name, fast=t_fast, reference=t_ref, ratio=ratio,
-                                bound=bound, torch=t_torch))
+        for w, timed, times in rows:
+            flops = timed.flops() if callable(timed.flops) else timed.flops
+            if timed.nbytes:
+                bound_kind = "reads at the read bandwidth" if timed.reads_only else \
+                    "bytes at the copy bandwidth"
+                rate = machine["read_bandwidth" if timed.reads_only else "copy_bandwidth"]
+                bound = timed.nbytes / rate
+            elif flops:
+                bound_kind = f"matrix-product FLOPs at the {_dtype_name(timed.dtype)} GEMM rate"
+                bound = flops / machine["gemm_rate"][_dtype_name(timed.dtype)]
+            elif timed.floor:
+                bound_kind, bound = "measured floor", times["floor"]
+            else:
+                bound_kind = bound = None
+            result = dict(group=w.group, workload=w.name, book=times["book"], fast=times["fast"],
+                          reference=times.get("reference"), torch=extra.get((w.name, "torch")),
+                          jax=extra.get((w.name, "jax")), ratio=times["book"] / times["fast"],
+                          bound=bound, bound_kind=bound_kind, flops=flops, bytes=timed.nbytes,
+                          note=timed.note)
+            results.append(result)
+            print_fn(f"{w.name:58s} {_fmt_time(result['book']):>10s} "
+                     f"{_fmt_time(result['fast']):>10s} "
+                     f"{result['ratio']:6.1f}x {_fmt_time(bound):>10s} "
+                     f"{_fmt_time(result['reference']):>10s} {_fmt_time(result['torch']):>10s}"
+                     + (f" {_fmt_time(result['jax']):>10s}" if jax else ""))
+            if timed.note:
+                print_fn(f"  ({timed.note})")
+        if json_path:
+            with open(json_path, "w") as f:
+                json.dump({"machine": machine, "versions": _versions(torch, jax), "repeat": repeat,
+                           "quick": quick, "rows": results}, f, indent=1)
         return results
     finally:
         fastnn.set_num_threads(0)
@@ -350,17 +1064,33 @@ def run(which=tuple(WORKLOADS), threads=1, with_torch=True, repeat=7, print_fn=p
 
 
 def main(argv=None):
-    """python -m fastnn.bench [kernels|models ...] [--threads N]: the tables, one thread by default."""
+    """python -m fastnn.bench: the benchmark table, one thread by default."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m fastnn.bench", description=main.__doc__)
-    parser.add_argument("which", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default: all)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = argparse.ArgumentParser(prog="python -m fastnn.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("which", nargs="*", help=f"groups among {', '.join(GROUPS)} (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="fastnn's, BLAS's and PyTorch's")
+    parser.add_argument("--quick", action="store_true", help="one timing run per column")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch and JAX")
+    parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    parser.add_argument("-k", metavar="TEXT", dest="match", action="append",
+                        help="only workloads whose name contains TEXT (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the workloads, time nothing")
     args = parser.parse_args(argv)
-    unknown = set(args.which) - set(WORKLOADS)
-    if unknown:
-        parser.error(f"unknown workloads {sorted(unknown)}; choose from {list(WORKLOADS)}")
-    run(which=args.which or list(WORKLOADS), threads=args.threads)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    try:
+        workloads = select(args.which, args.match)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.list:
+        for w in workloads:
+            print(f"{w.group:8s} {w.name}")
+        return 0
+    run(args.which, threads=args.threads, with_torch=not args.no_torch, quick=args.quick,
+        json_path=args.json, match=args.match)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

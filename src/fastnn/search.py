@@ -19,6 +19,7 @@ import math
 import os
 import socket
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -38,7 +39,7 @@ class SearchError(ValueError):
     """A search that cannot start: bad options, an unusable storage, an incompatible study."""
 
 
-def _import_optuna():
+def require_optuna():
     try:
         import optuna
     except ImportError:
@@ -134,11 +135,12 @@ def _range_text(r):
 
 class SeededRandomSampler:
     """Random sampling in which a trial's value of each parameter depends only on the study's
-    seed, the trial's number and the parameter's name: the same trials in one worker or many.
+    seed, the trial's number and the parameter's name: the same trials in one worker or many
+    (a retried trial's parameters are fixed by Optuna and not sampled).
     Log-scale ranges are 10^U(log10 low, log10 high), the book's draw."""
 
     def __new__(cls, seed):
-        optuna = _import_optuna()
+        optuna = require_optuna()
         from optuna.distributions import CategoricalDistribution, FloatDistribution
 
         class _Sampler(optuna.samplers.BaseSampler):
@@ -149,7 +151,7 @@ class SeededRandomSampler:
                 return {}
 
             def sample_independent(self, study, trial, name, distribution):
-                rng = np.random.default_rng([seed, _origin(trial), zlib.crc32(name.encode())])
+                rng = np.random.default_rng([seed, trial.number, zlib.crc32(name.encode())])
                 if isinstance(distribution, CategoricalDistribution):
                     return distribution.choices[rng.integers(len(distribution.choices))]
                 if isinstance(distribution, FloatDistribution):
@@ -162,12 +164,11 @@ class SeededRandomSampler:
         return _Sampler()
 
 
-def _origin(trial):
-    """The number of the trial whose parameters this one runs: its own, or for a retry of a
-    failed trial the first one's (so the retry repeats the same draws)."""
-    from optuna.storages import RetryFailedTrialCallback
-    first = RetryFailedTrialCallback.retried_trial_number(trial)
-    return trial.number if first is None else first
+def origin(trial):
+    """The number of the trial whose draws this one runs: its own, or for a retry of a failed
+    trial the first one's (a retry inherits the user attribute "origin", so it repeats the same
+    weights and mini-batches; its parameters are fixed by Optuna)."""
+    return trial.user_attrs.get("origin", trial.number)
 
 
 @dataclass
@@ -278,20 +279,22 @@ def open_storage(url, heartbeat):
     """Optuna's RDB storage at url. heartbeat (seconds, or None): a running trial's worker
     reports every heartbeat seconds; a trial silent for 3 heartbeats is marked failed by the
     next worker that starts a trial, and retried once with the same parameters."""
-    _import_optuna()
+    optuna = require_optuna()
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     if heartbeat is None:
         return RDBStorage(url, engine_kwargs=engine_kwargs)
-    return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                      grace_period=3 * heartbeat,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                          grace_period=3 * heartbeat,
+                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
 
 
 def open_study(storage, name, settings, seed, sampler, pruner, worker=0):
     """Create the study or join the one stored under name; SearchError when the stored one was
     made with other settings (so one study never mixes two experiments) or another seed."""
-    optuna = _import_optuna()
+    optuna = require_optuna()
     wanted = settings.describe()
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 load_if_exists=True)
@@ -348,11 +351,12 @@ def load_search_data(settings, seed, xt=None):
 
 
 def _objective(lib, data, settings, seed):
-    optuna = _import_optuna()
+    optuna = require_optuna()
 
     def objective(trial):
         params = settings.space.suggest(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("origin", origin(trial))
         curves = [[], []]
 
         def on_epoch(val_accs, train_accs):
@@ -362,7 +366,7 @@ def _objective(lib, data, settings, seed):
                 raise optuna.TrialPruned()
 
         try:
-            train_trial(lib, data, settings, params, (seed, _origin(trial)), on_epoch)
+            train_trial(lib, data, settings, params, (seed, origin(trial)), on_epoch)
         finally:  # the curves so far, also of a pruned trial
             trial.set_user_attr("val_acc", curves[0])
             trial.set_user_attr("train_acc", curves[1])
@@ -425,7 +429,7 @@ def search(settings, trials, storage="sqlite:///fastnn-search.db", study_name="f
     if heartbeat is not None and heartbeat < 1:
         raise SearchError(f"heartbeat must be at least 1 second, got {heartbeat}")
     check_storage(storage)
-    optuna = _import_optuna()
+    optuna = require_optuna()
     xt = load_training_set(settings)
     # open (and check) the study here first: a bad storage or a mismatched study stops the
     # command before any worker starts
@@ -546,206 +550,3 @@ def plot_results(path, rows, count=20, columns=5):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------------- command line
-
-def _range(text, log=True):
-    """'LOW:HIGH' (or one number, fixed) -> Range; argparse reports a ValueError's message."""
-    import argparse
-    parts = text.split(":")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected LOW:HIGH or one number, got {text!r}")
-    try:
-        return Range(values[0], values[-1], log=log and values[0] != values[-1])
-    except SearchError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _hidden_choices(text):
-    """'100x6' or '100-50-25', comma-separated choices -> tuple of size tuples."""
-    import argparse
-    choices = []
-    for item in text.split(","):
-        try:
-            if "x" in item:
-                size, count = item.split("x")
-                sizes = (int(size),) * int(count)
-            else:
-                sizes = tuple(int(s) for s in item.split("-"))
-        except ValueError:
-            sizes = ()
-        if not sizes or min(sizes) < 1:
-            raise argparse.ArgumentTypeError(
-                f"hidden layers must be SIZExCOUNT or SIZE-SIZE-..., positive, got {item!r}")
-        choices.append(sizes)
-    return tuple(choices)
-
-
-def add_parser(sub):
-    """Add the 'search' command to the subparsers sub."""
-    import argparse
-
-    def positive(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-        return value
-
-    def choices(allowed):
-        def parse(text):
-            items = tuple(text.split(","))
-            bad = [i for i in items if i not in allowed]
-            if bad:
-                raise argparse.ArgumentTypeError(f"unknown {', '.join(bad)}; choose from {', '.join(allowed)}")
-            return items
-        return parse
-
-    p = sub.add_parser(
-        "search", help="hyperparameter search on Optuna (the book's section 6.5)",
-        description="The book's hyperparameter search (volume 1, 6.5) as an Optuna study: "
-        "learning rate 10^U(-6,-2) and weight decay 10^U(-8,-4) of a MultiLayerNet "
-        "[100]x6 trained 50 epochs on 400 images, validated on 100. The study lives in a "
-        "database (an SQLite file by default): the same command again adds trials to it, and "
-        "commands on several machines with the same --storage and --study share it.")
-    p.add_argument("--data", default="digits", metavar="{digits,mnist:DIR}",
-                   help="the bundled digits (default) or the MNIST IDX files in DIR")
-    p.add_argument("--train-size", type=positive, default=500, metavar="N",
-                   help="the first N training images, before the split (default 500, the book's)")
-    p.add_argument("--validation-rate", type=float, default=0.2, metavar="R",
-                   help="share of them held out for validation (default 0.2)")
-    p.add_argument("--model", default="multilayer", help="the network (default multilayer: "
-                   "MultiLayerNetExtend with the options below)")
-    p.add_argument("--hidden", type=_hidden_choices, default=((100,) * 6,), metavar="100x6[,...]",
-                   help="hidden layers, several comma-separated choices to search them "
-                   "(default 100x6)")
-    p.add_argument("--batchnorm", choices=("off", "on", "search"), default="off",
-                   help="batch normalization after each hidden Affine (default off)")
-    p.add_argument("--dropout", type=lambda s: _range(s, log=False), default=Range(0, 0, False),
-                   metavar="R|LOW:HIGH", help="dropout ratio, or a range to search (default 0)")
-    p.add_argument("--lr", type=_range, default=Range(1e-6, 1e-2), metavar="LOW:HIGH",
-                   help="learning rate range, log scale (default 1e-6:1e-2); one number fixes it")
-    p.add_argument("--weight-decay", type=_range, default=Range(1e-8, 1e-4), metavar="LOW:HIGH",
-                   help="weight decay range, log scale (default 1e-8:1e-4)")
-    p.add_argument("--optimizer", type=choices(OPTIMIZERS), default=("sgd",), metavar="NAME[,...]",
-                   help="update rule, several comma-separated to search them (default sgd)")
-    p.add_argument("--epochs", type=positive, default=50, help="epochs per trial (default 50)")
-    p.add_argument("--batch-size", type=positive, default=100, help="mini-batch size (default 100)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--trials", type=int, default=100, help="trials to add (default 100)")
-    p.add_argument("--seed", type=int, help="the study's seed (default: random, kept in the study)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="random",
-                   help="random (the book's, default) or Optuna's TPE")
-    p.add_argument("--pruner", choices=PRUNERS, default="none",
-                   help="median: stop a trial whose validation accuracy is below the median of "
-                   "earlier trials at the same epoch (after 5 epochs)")
-    p.add_argument("--jobs", type=positive, default=1, metavar="N",
-                   help="worker processes on this machine, one thread each (default 1)")
-    p.add_argument("--storage", default="sqlite:///fastnn-search.db", metavar="URL",
-                   help="Optuna storage (default sqlite:///fastnn-search.db; e.g. "
-                   "postgresql://user:password@host/db)")
-    p.add_argument("--study", default="fastnn-search", metavar="NAME",
-                   help="study name in the storage (default fastnn-search)")
-    p.add_argument("--heartbeat", type=positive, default=10, metavar="SECONDS",
-                   help="a trial silent for 3 heartbeats (its worker died) is marked failed and "
-                   "retried once (default 10)")
-    p.add_argument("--reference", action="store_true", help="train on fastnn.reference")
-    p.add_argument("--top", type=positive, default=20, metavar="N",
-                   help="print (and plot) the best N trials (default 20)")
-    p.add_argument("--plot", metavar="FILE.png", help="the best trials' accuracy curves")
-    p.add_argument("--json", metavar="FILE", help="every trial of the study, as JSON")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=cmd_search, command_parser=p)
-    return p
-
-
-def cmd_search(parser, args):
-    """fastnn search: run the trials, print the results best first; exit 0."""
-    import json
-    import sys
-
-    batchnorm = {"off": (False,), "on": (True,), "search": (False, True)}[args.batchnorm]
-    try:
-        space = SearchSpace(lr=args.lr, weight_decay=args.weight_decay, optimizers=args.optimizer,
-                            hidden=args.hidden, batchnorm=batchnorm, dropout=args.dropout)
-        settings = Settings(data=args.data, model=args.model, epochs=args.epochs,
-                            batch_size=args.batch_size, train_size=args.train_size,
-                            validation_rate=args.validation_rate, dtype=args.dtype, space=space)
-        if args.trials < 1:
-            raise SearchError(f"--trials must be positive, got {args.trials}")
-        if args.plot:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                raise SearchError("--plot needs matplotlib: pip install 'fastnn[cli]'") from None
-        check_storage(args.storage)
-        _import_optuna()
-    except SearchError as e:
-        parser.error(str(e))
-
-    bar = _trial_progress(args.trials, args.progress)
-    start = time.perf_counter()
-    try:
-        study = search(settings, args.trials, storage=args.storage, study_name=args.study,
-                       seed=args.seed, sampler=args.sampler, pruner=args.pruner, jobs=args.jobs,
-                       heartbeat=args.heartbeat, reference=args.reference, on_trial=bar)
-    except SearchError as e:
-        bar.close()
-        parser.error(str(e))
-    except Exception as e:  # a database that refuses the connection, a corrupt file, ...
-        bar.close()
-        if type(e).__module__.split(".")[0] in ("sqlalchemy", "optuna", "psycopg2"):
-            parser.error(f"storage {args.storage}: {' '.join(str(e).split())[:300]}")
-        raise
-    bar.close()
-    seconds = time.perf_counter() - start
-    rows = results(study)
-    print("=========== Hyper-Parameter Optimization Result ===========")
-    for line in format_results(rows, space.searched(), limit=args.top):
-        print(line)
-    states = [r["state"] for r in rows]
-    print(f"study {args.study!r} (seed {study.user_attrs['seed']}): {len(rows)} finished trials "
-          f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
-          f"{states.count('FAIL')} failed); this run: {args.trials} trials in {seconds:.1f} s "
-          f"on {args.jobs} worker(s)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(study=args.study, storage=args.storage, seed=study.user_attrs["seed"],
-                           settings=study.user_attrs["settings"], trials=rows), f, indent=1)
-    if args.plot:
-        plot_results(args.plot, rows, count=args.top)
-    sys.stdout.flush()
-    return 0
-
-
-class _trial_progress:
-    """A tqdm bar over trials with the best validation accuracy so far (none without tqdm or with
-    enabled=False). Called as on_trial(finished, best)."""
-
-    def __init__(self, total, enabled):
-        self.bar, self.done = None, 0
-        if enabled:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, desc="search", unit="trial")
-
-    def __call__(self, finished, best):
-        if self.bar is not None:
-            self.bar.update(finished - self.done)
-            if best is not None:
-                self.bar.set_postfix_str(f"best val acc {best:.4f}")
-        self.done = finished
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
