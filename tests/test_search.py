@@ -248,7 +248,7 @@ def test_postgres_two_workers_one_killed_mid_trial(postgres):
     by_number = {t.number: t for t in trials}
     assert by_number[killed].state.name == "FAIL"
     retries = [t for t in trials
-               if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == killed]
+               if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == by_number[killed].params
     survivor_trials = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{survivor.pid}")]

@@ -280,7 +280,7 @@ def open_storage(url, heartbeat):
     reports every heartbeat seconds; a trial silent for 3 heartbeats is marked failed by the
     next worker that starts a trial, and retried once with the same parameters."""
     optuna = require_optuna()
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     if heartbeat is None:
         return RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -288,7 +288,7 @@ def open_storage(url, heartbeat):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
                           grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def open_study(storage, name, settings, seed, sampler, pruner, worker=0):
@@ -350,7 +350,7 @@ def load_search_data(settings, seed, xt=None):
                                            seed, fastnn.util.shuffle_dataset))
 
 
-def _objective(lib, data, settings, seed):
+def _objective(lib, data, settings, seed, pruning):
     optuna = require_optuna()
 
     def objective(trial):
@@ -361,9 +361,11 @@ def _objective(lib, data, settings, seed):
 
         def on_epoch(val_accs, train_accs):
             curves[:] = [float(a) for a in val_accs], [float(a) for a in train_accs]
-            trial.report(val_accs[-1], len(val_accs) - 1)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+            # a report is a database write: only for the pruner, which reads them
+            if pruning:
+                trial.report(val_accs[-1], len(val_accs) - 1)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
 
         try:
             train_trial(lib, data, settings, params, (seed, origin(trial)), on_epoch)
@@ -376,15 +378,19 @@ def _objective(lib, data, settings, seed):
 
 
 def run_worker(settings, trials, storage_url, study_name, seed=None, sampler="random",
-               pruner="none", heartbeat=10, reference=False, worker=0, callbacks=()):
-    """Run `trials` trials of the study in this process (one thread for fastnn and BLAS)."""
+               pruner="none", heartbeat=10, reference=False, worker=0, callbacks=(),
+               storage=None):
+    """Run `trials` trials of the study in this process (one thread for fastnn and BLAS);
+    storage: an open storage for storage_url, else one is opened."""
     import fastnn
     lib = fastnn.reference if reference else fastnn
-    storage = open_storage(storage_url, heartbeat)
+    if storage is None:
+        storage = open_storage(storage_url, heartbeat)
     study = open_study(storage, study_name, settings, seed, sampler, pruner, worker)
     data = load_search_data(settings, study.user_attrs["seed"])
     with _one_thread():
-        study.optimize(_objective(lib, data, settings, study.user_attrs["seed"]),
+        study.optimize(_objective(lib, data, settings, study.user_attrs["seed"],
+                                  pruner != "none"),
                        n_trials=trials, callbacks=list(callbacks), catch=())
     return study
 
@@ -433,8 +439,8 @@ def search(settings, trials, storage="sqlite:///fastnn-search.db", study_name="f
     xt = load_training_set(settings)
     # open (and check) the study here first: a bad storage or a mismatched study stops the
     # command before any worker starts
-    study = open_study(open_storage(storage, heartbeat), study_name, settings, seed, sampler,
-                       pruner)
+    opened = open_storage(storage, heartbeat)
+    study = open_study(opened, study_name, settings, seed, sampler, pruner)
     load_search_data(settings, study.user_attrs["seed"], xt)
     kwargs = dict(settings=settings, storage_url=storage, study_name=study_name, seed=seed,
                   sampler=sampler, pruner=pruner, heartbeat=heartbeat, reference=reference)
@@ -446,7 +452,7 @@ def search(settings, trials, storage="sqlite:///fastnn-search.db", study_name="f
                 on_trial(callback.count + 1, _best_value(study))
             callback.count += 1
         callback.count = 0
-        run_worker(trials=trials, callbacks=[callback], **kwargs)
+        run_worker(trials=trials, callbacks=[callback], storage=opened, **kwargs)
         return study
     import multiprocessing
     context = multiprocessing.get_context("spawn")  # no fork after OpenMP and BLAS threads
