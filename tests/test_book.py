@@ -423,6 +423,19 @@ def test_argv_file_cwd_path_and_main_as_python_runs_them(plain, tmp_path):
     assert ok(book("--reference", "ch01/where.py", "a", "--b", "c d", cwd=plain.parent)) == expected
 
 
+def test_fastnn_book_is_the_same_runner(plain, tmp_path):
+    """`fastnn book ARGS` (the command line's subcommand) is `python -m fastnn.book ARGS`."""
+    script = plain / "where.py"
+    command = subprocess.run([sys.executable, "-m", "fastnn", "book", str(script), "a", "--b"],
+                             cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                             timeout=120)
+    assert ok(command) == ok(book(script, "a", "--b", cwd=tmp_path))
+    exit3 = subprocess.run([sys.executable, "-m", "fastnn", "book", str(plain / "exit3.py")],
+                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                           timeout=120)
+    assert exit3.returncode == 3 and exit3.stdout == "leaving\n"
+
+
 def test_a_script_that_raises_prints_its_own_traceback(plain, tmp_path):
     script = plain / "fail.py"
     expected = python(script, "here")
