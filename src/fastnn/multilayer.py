@@ -162,7 +162,8 @@ class _MultiLayer:
         with self._lock:
             s = self._forward(x, train_flg)[0]
             loss = self._last_loss(s, t, last)
-        return loss + self._weight_decay()
+        # in the model's dtype, as the reference's float32 network returns a float32 loss
+        return self.dtype.type(loss) + self._weight_decay()
 
     def _last_loss(self, s, t, last):
         """The SoftmaxWithLoss of s + the last bias, through last_layer (which keeps y, t, loss)."""
