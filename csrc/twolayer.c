@@ -255,10 +255,10 @@ static FASTNN_CLONES void combine_span(const int64_t *ptr, const int64_t *idx, c
 }
 
 #ifdef FASTNN_AVX512
-/* AVX-512 version for narrow rows (h up to MAX_REGS registers: 128 doubles, 256 floats; the book's
- * nets have 50 and 100 hidden units): each output row is summed in registers, in two sets of nv accumulators
- * taking alternate terms, and stored once. combine_span (above) loads and stores the row every four
- * terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
+/* AVX-512 version for narrow rows (h up to MAX_REGS registers: 128 doubles, 256 floats; the
+ * book's nets have 50 and 100 hidden units): each output row is summed in registers, in two sets
+ * of nv accumulators taking alternate terms, and stored once. combine_span (above) loads and
+ * stores the row every four terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
  * each case of the switch in combine_span_avx512. X's rows are ldx apart (sparse_combine may pass a
  * padded copy). The last register is masked (a masked load never touches memory past h); the
  * others are plain loads and stores. */
