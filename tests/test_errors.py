@@ -1153,3 +1153,117 @@ def test_conv_layers_layouts_equal_a_contiguous_copy(layout, tmp_path):
     net = small_convnet()
     a, x = in_layout(rng.standard_normal((2, 1, 8, 8)), layout, tmp_path / "x8")
     same(net.predict(a), net.predict(x))
+
+
+# --------------------------------------------------------------------------- CHAPTER6
+# Volume 1, chapter 6 (issue 10): the multilayer networks' constructors, the fast Relu, Dropout
+# and BatchNormalization, and the networks' calls. Each row: a clear error naming the problem,
+# raised before anything is written (the layer's or network's public state, its inputs).
+
+def multilayer(kind="MultiLayerNetExtend", **kwargs):
+    return getattr(fastnn, kind)(4, [5, 3], C, seed=1, **kwargs)
+
+
+def batchnorm(d=3, **kwargs):
+    return fastnn.BatchNormalization(np.ones(d), np.zeros(d), **kwargs)
+
+
+def forwarded(layer, x, *args):
+    layer.forward(x, *args)
+    return layer
+
+
+CHAPTER6_CONSTRUCTORS = {
+    # (entry, case): (callable, exception, message)
+    ("MultiLayerNet", "hidden size 0"): (
+        lambda: fastnn.MultiLayerNet(4, [5, 0, 3], C), ValueError, r"hidden_size_list.*\b0\b"),
+    ("MultiLayerNet", "hidden size -2"): (
+        lambda: fastnn.MultiLayerNet(4, [-2], C), ValueError, r"hidden_size_list.*-2"),
+    ("MultiLayerNet", "hidden size 2.5"): (
+        lambda: fastnn.MultiLayerNet(4, [2.5], C), ValueError, r"hidden_size_list.*2\.5"),
+    ("MultiLayerNet", "output_size 0"): (
+        lambda: fastnn.MultiLayerNet(4, [5], 0), ValueError, r"output_size.*\b0\b"),
+    ("MultiLayerNet", "weight_init_std 'kaiming'"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, weight_init_std="kaiming"), ValueError, "kaiming"),
+    ("MultiLayerNet", "activation tanh"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, activation="tanh"), ValueError, "tanh"),
+    ("MultiLayerNet", "dtype float16"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, dtype=np.float16), TypeError, "float16"),
+    ("MultiLayerNetExtend", "dropout_ration 1"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=1.0), ValueError, r"dropout_ration.*1"),
+    ("MultiLayerNetExtend", "dropout_ration -0.1"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=-0.1), ValueError, r"dropout_ration.*-0\.1"),
+    ("MultiLayerNetExtend", "dropout_ration NaN"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=np.nan), ValueError, r"dropout_ration.*nan"),
+    ("Dropout", "ratio 1"): (lambda: fastnn.Dropout(1), ValueError, r"dropout_ratio.*1"),
+    ("Dropout", "ratio 1.5"): (lambda: fastnn.Dropout(1.5), ValueError, r"dropout_ratio.*1\.5"),
+    ("Dropout", "ratio '0.5'"): (lambda: fastnn.Dropout("0.5"), TypeError, "dropout_ratio"),
+    ("BatchNormalization", "running_mean (4,) for gamma (3,)"): (
+        lambda: batchnorm(running_mean=np.zeros(4), running_var=np.ones(3)), ValueError,
+        r"running_mean.*\(4,\)"),
+}
+
+
+@pytest.mark.parametrize("entry, case, row", params("CHAPTER6", CHAPTER6_CONSTRUCTORS))
+def test_chapter6_constructors(entry, case, row):
+    build, error, match = row
+    state = np.random.get_state()
+    check_error(build, (), error, match)
+    assert np.array_equal(np.random.get_state()[1], state[1]), "a draw before the error"
+
+
+X4 = np.linspace(-1, 1, 12).reshape(3, 4)
+
+
+def _mismatched_running_var():
+    """A running statistic of the wrong size set after construction: checked at forward."""
+    layer = batchnorm(4, running_mean=np.zeros(4), running_var=np.ones(4))
+    layer.running_var = np.ones(5)
+    return layer.forward, (X4, False)
+
+CHAPTER6_CALLS = {
+    # (entry, case): (a function returning (bound method, args), exception, message)
+    ("Relu.forward", "complex x"): (
+        lambda: (fastnn.Relu().forward, (X4.astype(complex),)), TypeError, "complex128"),
+    ("Relu.backward", "dout (3, 5) for x (3, 4)"): (
+        lambda: (forwarded(fastnn.Relu(), X4).backward, (np.ones((3, 5)),)), ValueError, r"\(3, 5\)"),
+    ("Dropout.forward", "string x"): (
+        lambda: (fastnn.Dropout(0.5).forward, (np.array(["a"]),)), TypeError, "dtype"),
+    ("Dropout.backward", "dout (4, 3) for x (3, 4)"): (
+        lambda: (forwarded(fastnn.Dropout(0.5, rng=0), X4).backward, (np.ones((4, 3)),)),
+        ValueError, r"\(4, 3\)"),
+    ("BatchNormalization.forward", "x (3, 4) for gamma (3,)"): (
+        lambda: (batchnorm(3).forward, (X4,)), ValueError, r"4 features.*gamma"),
+    ("BatchNormalization.forward", "3-D x"): (
+        lambda: (batchnorm(4).forward, (X4.reshape(3, 2, 2),)), ValueError, r"\(3, 2, 2\)"),
+    ("BatchNormalization.forward", "running_var (5,) for 4 features"): (
+        lambda: _mismatched_running_var(), ValueError, r"running_var.*\(5,\)"),
+    ("BatchNormalization.backward", "dout (3, 5)"): (
+        lambda: (forwarded(batchnorm(4), X4).backward, (np.ones((3, 5)),)), ValueError, r"\(3, 5\)"),
+    ("BatchNormalization.backward", "before forward"): (
+        lambda: (batchnorm(4).backward, (np.ones((3, 4)),)), RuntimeError, "before forward"),
+    ("MultiLayerNetExtend.gradient", "label out of range"): (
+        lambda: (multilayer(use_dropout=True, use_batchnorm=True).gradient, (X4, np.array([0, C, 1]))),
+        ValueError, rf"t\[1\] = {C}"),
+    ("MultiLayerNetExtend.loss", "label -1"): (
+        lambda: (multilayer(use_batchnorm=True).loss, (X4, np.array([0, -1, 1]), True)),
+        ValueError, r"t\[1\] = -1"),
+    ("MultiLayerNet.gradient", "x (3, 5) for 4 inputs"): (
+        lambda: (multilayer("MultiLayerNet").gradient, (np.ones((3, 5)), np.array([0, 1, 2]))),
+        ValueError, r"\(3, 5\)"),
+    ("MultiLayerNet.predict", "empty batch"): (
+        lambda: (multilayer("MultiLayerNet").predict, (np.ones((0, 4)),)), ValueError, r"\(0, 4\)"),
+    ("MultiLayerNet.loss", "labels of 2 rows for 3"): (
+        lambda: (multilayer("MultiLayerNet").loss, (X4, np.array([0, 1]))), ValueError, "batch-size"),
+    ("MultiLayerNetExtend.predict", "complex x"): (
+        lambda: (multilayer().predict, (X4.astype(complex),)), TypeError, "complex128"),
+}
+
+
+@pytest.mark.parametrize("entry, case, row", params("CHAPTER6", CHAPTER6_CALLS))
+def test_chapter6_calls(entry, case, row):
+    make, error, match = row
+    fn, args = make()
+    state = np.random.get_state()
+    check_error(fn, args, error, match)
+    assert np.array_equal(np.random.get_state()[1], state[1]), "a draw before the error"

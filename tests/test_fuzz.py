@@ -424,6 +424,63 @@ def test_fuzz_simple_convnet(data, n):
 CONV_CORE_ARRAYS = arrays([np.float64, np.float32, np.int32, ">f8"], min_dims=1, max_dims=4)
 
 
+# --------------------------------------------------------------------------- chapter 6 (issue 10)
+# The fast Relu, Dropout and BatchNormalization, the multilayer networks (sizes, init names,
+# ratios and inputs of any kind) and their _core entries.
+
+@FUZZ
+@given(data=st.data(), x=anything(), ratio=st.one_of(SCALARS, st.floats(0, 1)),
+       train=st.booleans())
+def test_fuzz_chapter6_layers(data, x, ratio, train):
+    dout = data.draw(st.one_of(anything(), st.builds(lambda: np.ones(np.shape(x)))))
+    relu = fastnn.Relu()
+    out = attempt(relu.forward, x)
+    if out is not None:
+        assert out.shape == np.shape(x) and relu.mask.shape == np.shape(x)
+        attempt(relu.backward, dout)
+    dropout = attempt(fastnn.Dropout, ratio)
+    if dropout is not None:
+        assert 0 <= dropout.dropout_ratio < 1
+        if attempt(dropout.forward, x, train) is not None and train:
+            attempt(dropout.backward, dout)
+    d = int(np.prod(np.shape(x)[1:])) if np.ndim(x) >= 2 else 3
+    gamma = data.draw(st.one_of(st.just(np.ones(d)), arrays(FLOAT_DTYPES, max_dims=2)))
+    stats = data.draw(st.one_of(st.none(), st.just(np.zeros(d)), arrays(FLOAT_DTYPES, max_dims=1)))
+    bn = attempt(fastnn.BatchNormalization, gamma, np.zeros(np.shape(gamma)), 0.9, stats, stats)
+    if bn is not None and attempt(bn.forward, x, train) is not None:
+        attempt(bn.backward, dout)
+
+
+@FUZZ
+@given(data=st.data(), kind=st.sampled_from(["MultiLayerNet", "MultiLayerNetExtend"]),
+       hidden=st.lists(st.integers(-1, 5), max_size=3),
+       init=st.sampled_from([0.01, 1.0, "relu", "He", "xavier", "sigmoid", "bad", None]),
+       activation=st.sampled_from(["relu", "sigmoid", "tanh"]),
+       ratio=st.sampled_from([0.0, 0.5, 1.0, -0.1, "0.5"]), flags=st.tuples(st.booleans(), st.booleans()))
+def test_fuzz_multilayer(data, kind, hidden, init, activation, ratio, flags):
+    inputs, outputs = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
+    extra = {} if kind == "MultiLayerNet" else dict(use_dropout=flags[0], dropout_ration=ratio,
+                                                    use_batchnorm=flags[1])
+    net = attempt(lambda *args: getattr(fastnn, kind)(*args, **extra), inputs, hidden, outputs,
+                  activation, init, 0.1)
+    if net is None:
+        return
+    assert all(h > 0 for h in hidden) and activation != "tanh"
+    n = data.draw(st.integers(0, 4))
+    x = data.draw(st.one_of(arrays(FLOAT_DTYPES, shape=(n, inputs)), anything()))
+    t = data.draw(labels_for(n, outputs))
+    params = {k: freeze(v) for k, v in net.params.items()}
+    grads = attempt(net.gradient, x, t)
+    if grads is not None:
+        assert {k: v.shape for k, v in grads.items()} == {k: v.shape for k, v in net.params.items()}
+    assert {k: freeze(v) for k, v in net.params.items()} == params
+    attempt(net.loss, x, t)
+    attempt(net.accuracy, x, t)
+    scores = attempt(net.predict, x)
+    if scores is not None:
+        assert scores.shape == (np.shape(x)[0], outputs)
+
+
 @FUZZ
 @given(data=st.data(), entry=st.sampled_from([
     "im2col", "col2im", "swap_outer", "conv_bias_act", "conv_act_backward_bias",
@@ -461,3 +518,35 @@ def test_fuzz_conv_core_entries(data, entry):
             attempt(_core.maxpool_forward, x, *sizes, other(), arg, *flags, outputs=(5, 6))
         else:
             attempt(_core.maxpool_backward, other(), arg, x, *sizes, *flags, outputs=(2,))
+
+
+    "batchnorm_forward_train", "batchnorm_forward_test", "batchnorm_backward", "relu_forward",
+    "relu_backward", "dropout_forward", "dropout_backward"]))
+def test_fuzz_core_layer_entries(data, entry):
+    a = data.draw(CORE_ARRAYS)
+    masks = st.one_of(CORE_ARRAYS, st.builds(lambda: np.zeros(a.shape, bool)),
+                      st.builds(lambda: np.zeros(a.size + 1, bool)))
+    related = st.one_of(CORE_ARRAYS, st.builds(lambda: np.zeros_like(a)),
+                        st.builds(lambda d: np.zeros(a.shape[-1:] if a.ndim else (), d),
+                                  st.sampled_from([np.float64, np.float32])))
+
+    def more(k):
+        return [data.draw(related) for _ in range(k)]
+    flag = data.draw(st.booleans())
+    if entry == "batchnorm_forward_train":
+        attempt(_core.batchnorm_forward_train, a, *more(2), 1e-6, flag, *more(4),
+                outputs=(5, 6, 7, 8))
+    elif entry == "batchnorm_forward_test":
+        attempt(_core.batchnorm_forward_test, a, *more(4), 1e-6, flag, *more(1), outputs=(7,))
+    elif entry == "batchnorm_backward":
+        attempt(_core.batchnorm_backward, *more(1), data.draw(st.one_of(st.none(), related)), a,
+                *more(6), outputs=(6, 7, 8))
+    elif entry == "relu_forward":
+        attempt(_core.relu_forward, a, *more(1), data.draw(masks), outputs=(1, 2))
+    elif entry == "relu_backward":
+        attempt(_core.relu_backward, a, data.draw(masks), *more(1), outputs=(2,))
+    elif entry == "dropout_forward":
+        attempt(_core.dropout_forward, a, *more(1), 0.5, *more(1), data.draw(masks),
+                outputs=(3, 4))
+    else:
+        attempt(_core.dropout_backward, a, data.draw(masks), *more(1), outputs=(2,))

@@ -29,9 +29,10 @@ def step_function(x):
 
 
 def relu_grad(x):
-    """Derivative of relu as the book takes it: 1.0 where x >= 0 (also at 0), else 0.0; float64,
-    x's shape. One NumPy comparison and cast, the whole pass."""
-    return (np.asarray(x) >= 0).astype(np.float64)
+    """Derivative of relu as the book takes it: 1 where x >= 0 (also at 0), else 0; x's shape and
+    dtype. One NumPy comparison and cast, the whole pass."""
+    x = np.asarray(x)
+    return (x >= 0).astype(x.dtype)
 
 
 def sum_squared_error(y, t):
@@ -146,13 +147,19 @@ def numerical_gradient(f, x, h=1e-4):
 
 
 def numerical_gradient_2d(f, X, h=1e-4):
-    """The book's row-by-row central difference: X 1-D or 2-D (rows in order, each element in
-    order), which is numerical_gradient's C order; the same compiled loop. Returns an array like X.
-    """
-    if np.ndim(X) > 2:
-        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {np.shape(X)}; "
-                         "numerical_gradient takes any shape")
-    return numerical_gradient(f, X, h)
+    """Volume 1's row-by-row central difference: a 1-D X as one vector; a 2-D X row by row, with f
+    called on the row being perturbed (a view into X). The compiled loop of numerical_gradient on
+    each row; returns an array like X."""
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.ndim == 1:
+        return numerical_gradient(f, X, h)
+    if X.ndim != 2:
+        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {X.shape}")
+    h = check_step(h)
+    grad = np.zeros_like(X)
+    for idx, x in enumerate(X):
+        grad[idx] = numerical_gradient(f, x, h)
+    return grad
 
 
 def gradient_descent(f, init_x, lr=0.01, step_num=100):
