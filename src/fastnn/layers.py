@@ -4,7 +4,12 @@ Sigmoid, Affine's bias gradient and SoftmaxWithLoss run compiled kernels; Repeat
 and Softmax are the reference's NumPy (matrix products go to NumPy's BLAS either way).
 Volume-2 convention: `params` and `grads` are lists, `backward` writes `grads[i][...]` in place.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._checks import as_float, as_labels, as_logits, as_scalar, check_real_dtype
@@ -20,13 +25,13 @@ class Affine:
     An N-D input (N, d1, d2, ...) is flattened to (N, D) and its gradient gets the input's shape back.
     """
 
-    def __init__(self, W, b):
+    def __init__(self, W: NDArray[np.floating[Any]], b: NDArray[np.floating[Any]]) -> None:
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
         self.x = None
         self.original_x_shape = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, ...) with D elements per sample -> (N, H)."""
         W, b = self.params
         x = np.asarray(x)
@@ -42,7 +47,7 @@ class Affine:
         self.original_x_shape, self.x = x.shape, flat
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout: ArrayLike, need_dx: bool = True) -> NDArray[np.floating[Any]] | None:
         """dout: (N, H) -> dx shaped like the input; grads = [dW (D, H), db (H,)].
 
         need_dx=False skips the product dout W^T (the first layer of a network needs no dx) and
@@ -63,16 +68,16 @@ class Affine:
 class Sigmoid:
     """Sigmoid layer; keeps its output `out` for the backward pass."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params, self.grads = [], []
         self.out = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """Any shape -> sigmoid(x), same shape (float32 stays float32)."""
         self.out = sigmoid(x)
         return self.out
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[np.floating[Any]]:
         """dout (shape of out) -> dout * (1 - out) * out."""
         return sigmoid_backward(dout, self.out)
 
@@ -81,12 +86,12 @@ class SoftmaxWithLoss:
     """Softmax followed by the cross-entropy loss, fused in one kernel; keeps the probabilities `y`
     and the int64 index labels `t` for the backward pass."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params, self.grads = [], []
         self.y = None
         self.t = None
 
-    def forward(self, x, t):
+    def forward(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> mean loss (float)."""
         x = as_logits(x)
         t = as_labels(t, x.shape)
@@ -94,7 +99,7 @@ class SoftmaxWithLoss:
         self.t = t
         return loss
 
-    def backward(self, dout=1):
+    def backward(self, dout: float = 1) -> NDArray[np.floating[Any]]:
         """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
