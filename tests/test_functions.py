@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 
+import fastnn
 from helpers import examples, halves_of
 
 # Any overflow, divide or invalid-value warning is a failure.
@@ -22,7 +23,6 @@ finite_rows = hnp.arrays(
 
 
 def test_public_names(reference):
-    import fastnn
     missing = [name for name in reference.functions.__all__
                if not (hasattr(fastnn.functions, name) and hasattr(fastnn, name))]
     assert missing == []
@@ -82,6 +82,7 @@ def test_relu(half):
 
 # the fast half's softmax is the reference's, re-exported: its tests run once (helpers.halves_of)
 SOFTMAX_HALVES = halves_of("functions", "softmax")
+
 
 @given(x=finite_rows)
 @settings(max_examples=examples(50), deadline=None)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
+import fastnn
 from helpers import examples, halves_of
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -49,7 +50,6 @@ def check_layer(reference, layer, x, rng):
 
 
 def test_public_names(reference):
-    import fastnn
     missing = [name for name in reference.layers.__all__
                if not (hasattr(fastnn.layers, name) and hasattr(fastnn, name))]
     assert missing == []

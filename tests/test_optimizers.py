@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+import fastnn
 from helpers import halves_of
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -81,7 +82,6 @@ CASES = {
 
 
 def test_public_names(reference):
-    import fastnn
     missing = [name for name in reference.optimizers.__all__
                if not (hasattr(fastnn.optimizers, name) and hasattr(fastnn, name))]
     assert missing == []
