@@ -291,8 +291,10 @@ CORRUPTIONS = {
 def applicable(arg, a):
     """The corruptions that must make an entry refuse the array a in the place of arg."""
     names = [name for name, (applies, _) in CORRUPTIONS.items() if applies(arg)]
-    if a.ndim < 2 or min(a.shape) < 2:
-        names = [name for name in names if name != "Fortran order"]  # still C-contiguous
+    if a.ndim < 2 or min(a.shape) < 2:  # still C-contiguous
+        names = [name for name in names if name != "Fortran order"]
+    if a.ndim == 0 or a.shape[0] < 2:  # one row: contiguous whatever its stride
+        names = [name for name in names if name != "strided"]
     return names
 
 

@@ -7,8 +7,9 @@ What must hold for every input hypothesis finds:
 - inputs are unchanged (x of numerical_gradient restored bit for bit), and a result has the shape
   and range it must have.
 
-The budget is FASTNN_FUZZ_EXAMPLES examples per test: small by default, so the normal run stays
-fast (and derandomized, so it is the same run every time); a real fuzz run is e.g.
+The budget is FASTNN_FUZZ_EXAMPLES examples per test: by default 30 times the hypothesis profile's
+factor (tests/conftest.py), so the normal run stays fast (and derandomized, so it is the same run
+every time); a real fuzz run is e.g.
     FASTNN_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py
 Both the public face and the _core entry points it calls are fuzzed: _core re-checks every buffer
 it hands to C, and those checks are what keeps a kernel inside its arrays.
@@ -27,8 +28,9 @@ from hypothesis.extra import numpy as hnp
 
 import fastnn
 from fastnn import _core
+from helpers import examples
 
-DEFAULT_EXAMPLES = 30
+DEFAULT_EXAMPLES = examples(30)  # 30 under the quick hypothesis profile (tests/conftest.py)
 EXAMPLES = int(os.environ.get("FASTNN_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= DEFAULT_EXAMPLES,
                 suppress_health_check=list(HealthCheck), print_blob=True)
@@ -520,6 +522,8 @@ def test_fuzz_conv_core_entries(data, entry):
             attempt(_core.maxpool_backward, other(), arg, x, *sizes, *flags, outputs=(2,))
 
 
+@FUZZ
+@given(data=st.data(), entry=st.sampled_from([
     "batchnorm_forward_train", "batchnorm_forward_test", "batchnorm_backward", "relu_forward",
     "relu_backward", "dropout_forward", "dropout_backward"]))
 def test_fuzz_core_layer_entries(data, entry):
@@ -550,3 +554,41 @@ def test_fuzz_core_layer_entries(data, entry):
                 outputs=(3, 4))
     else:
         attempt(_core.dropout_backward, a, data.draw(masks), *more(1), outputs=(2,))
+
+
+# --------------------------------------------------------------------------- _core's checks, one
+# argument wrong at a time (the table of tests/test_core_boundary.py): a valid call of any size and
+# dtype, values with NaN and inf, and at most one array argument corrupted in one of the ways that
+# entry must refuse. Refused: TypeError / ValueError and nothing written; accepted: inputs unchanged.
+
+from test_core_boundary import ENTRIES, applicable, call_refused, corrupt  # noqa: E402
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(sorted(ENTRIES)),
+       dtype=st.sampled_from([np.float64, np.float32]), n=st.integers(1, 40),
+       c=st.sampled_from([1, 2, 3, 7, 8, 9, 16, 17, 33, 64, 65, 130]), seed=st.integers(0, 2**32 - 1),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e300]))
+def test_fuzz_core_one_bad_argument(data, name, dtype, n, c, seed, special):
+    entry = ENTRIES[name]
+    rng = np.random.default_rng(seed)
+    args = entry.make(dtype, n, c, rng)
+    if special is not None:
+        with np.errstate(all="ignore"):
+            for position, arg in entry.args.items():
+                a = args[position]
+                if arg.kind != "labels" and not arg.written and a.size:
+                    a.reshape(-1)[rng.integers(0, a.size)] = special
+    choices = [(position, corruption) for position, arg in entry.args.items()
+               for corruption in applicable(arg, args[position])]
+    choice = data.draw(st.one_of(st.none(), st.sampled_from(choices)))
+    if choice is None:
+        inputs = {i: args[i].tobytes() for i, arg in entry.args.items() if not arg.written}
+        entry.call(*args)
+        assert {i: args[i].tobytes() for i in inputs} == inputs
+        return
+    position, corruption = choice
+    if corruption == "one short" and args[position].shape[entry.args[position].axis] == 1:
+        return  # an empty array along that axis may be a valid call (bias_grad of 0 rows)
+    args[position] = corrupt(corruption, entry.args[position], args[position])
+    call_refused(entry, args)
