@@ -11,6 +11,7 @@ speed.
 
     python -m fastnn.bench [kernels|models|ch6|conv ...] [--threads N] [--quick] [--json FILE]
                            [-k TEXT] [--no-torch] [--list]
+    python -m fastnn.bench --markdown run1.json run2.json ...   (the README's table, with ranges)
 
 One implementation serves `bench/*.py` and `fastnn bench`.
 """
@@ -393,14 +394,18 @@ def median_time(fn, min_seconds=0.02, repeat=7):
 
 
 def interleaved(fns, min_seconds=0.02, repeat=7, settle=None):
-    """{name: median seconds per call}: each fn warmed up once, then `repeat` rounds in which every
-    fn runs enough calls to last min_seconds, the fns taking turns (so a drift in the machine's
-    speed reaches them alike). settle() runs before each timed run."""
-    number = {}
+    """{name: median seconds per call}: each fn warmed up once, then `repeat` rounds (at most 3 when
+    a call takes over a second) in which every fn runs enough calls to last min_seconds, the fns
+    taking turns (so a drift in the machine's speed reaches them alike). settle() runs before each
+    timed run."""
+    number, slowest = {}, 0.0
     for name, fn in fns.items():
         start = time.perf_counter()
         fn()
-        number[name] = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-9)))
+        once = time.perf_counter() - start
+        number[name], slowest = max(1, int(min_seconds / max(once, 1e-9))), max(slowest, once)
+    if slowest > 1:  # a call of seconds (the DeepConvNet step): 3 rounds are enough
+        repeat = min(repeat, 3)
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
@@ -1063,6 +1068,30 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
             blas.unregister()
 
 
+def markdown(paths):
+    """A markdown table of the --json files at paths (several runs of the same workloads): each
+    time the median over the runs, the ratio as its range over them."""
+    runs = [json.load(open(p)) for p in paths]
+    rows = {}
+    for run_ in runs:
+        for row in run_["rows"]:
+            rows.setdefault(row["workload"], []).append(row)
+    threads = sorted({run_["machine"]["threads"] for run_ in runs})
+    lines = [f"{len(runs)} run(s), {'/'.join(map(str, threads))} thread(s); times: medians over the "
+             "runs; ratio = the book's code / fastnn, lowest-highest over the runs", "",
+             "| workload | book | fastnn | ratio | bound | reference | torch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, found in rows.items():
+        def med(key):
+            values = [r[key] for r in found if r[key] is not None]
+            return _fmt_time(statistics.median(values)) if values else ""
+        lo, hi = min(r["ratio"] for r in found), max(r["ratio"] for r in found)
+        ratio = f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
+        lines.append(f"| {name} | {med('book')} | {med('fast')} | {ratio} | {med('bound')} | "
+                     f"{med('reference')} | {med('torch')} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     """python -m fastnn.bench: the benchmark table, one thread by default."""
     import argparse
@@ -1076,7 +1105,12 @@ def main(argv=None):
     parser.add_argument("-k", metavar="TEXT", dest="match", action="append",
                         help="only workloads whose name contains TEXT (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the workloads, time nothing")
+    parser.add_argument("--markdown", nargs="+", metavar="JSON",
+                        help="print a markdown table of earlier --json files, time nothing")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(args.markdown))
+        return 0
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     try:
