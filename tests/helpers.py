@@ -23,6 +23,20 @@ def num_threads(n):
         fastnn.set_num_threads(0)
 
 
+# Public names of the reference whose fast half is still being built on another branch: the
+# test_public_names tests expect exactly these to be missing from fastnn, so a name that lands in
+# the fast half must leave this set (and nothing else may go missing).
+PENDING_FAST = {"Convolution", "Pooling", "Dropout", "BatchNormalization", "SigmoidWithLoss",
+                "identity_function", "step_function", "relu_grad", "sum_squared_error",
+                "softmax_loss", "numerical_gradient_2d", "MultiLayerNet", "MultiLayerNetExtend",
+                "SimpleConvNet", "DeepConvNet"}
+
+
+def pending_fast(half, names):
+    """The names of `names` that `half` may still lack (see PENDING_FAST); none for the reference."""
+    return [] if half.__name__ == "fastnn.reference" else [n for n in names if n in PENDING_FAST]
+
+
 VECTOR_PATHS = ["avx512", "portable"]
 
 

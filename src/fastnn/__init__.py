@@ -2,16 +2,19 @@
 
 Same names and results as the pure-NumPy `fastnn.reference`, which is the oracle for every test.
 """
-from . import datasets, functions, layers, models, optimizers, reference
+from . import datasets, functions, layers, models, optimizers, reference, trainer, util
 from ._core import get_num_threads, set_num_threads
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (bias_grad, cross_entropy_error, gradient_descent, numerical_diff,
                         numerical_gradient, relu, sigmoid, sigmoid_grad, softmax,
                         softmax_cross_entropy)
 from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
-from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .models import BaseModel, TwoLayerNet, TwoLayerNetwork, gradient_check
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from .trainer import ModelTrainer, NetworkTrainer, Trainer
+from .util import clip_grads, shuffle_dataset, smooth_curve
 
 __all__ = (["set_num_threads", "get_num_threads"] + datasets.__all__ + functions.__all__
-           + layers.__all__ + models.__all__ + optimizers.__all__)
+           + layers.__all__ + models.__all__ + optimizers.__all__ + trainer.__all__
+           + util.__all__)
 __version__ = "0.1.0"

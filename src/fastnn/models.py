@@ -22,8 +22,10 @@ from . import _core
 from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_real_dtype, check_step
 from .functions import bias_grad, sigmoid
 from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
+# volume 2's BaseModel is plain Python around its subclasses' layers: the same class here
+from .reference.models import BaseModel
 
-__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check"]
+__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check", "BaseModel"]
 
 # x W1 and x^T dz skip zeros when at most this share of x is nonzero: below it the sparse kernels
 # beat NumPy's BLAS for a 784-50 first layer (measured: bench/, `fastnn bench`)

@@ -4,23 +4,33 @@ The oracle for every test of the compiled ``fastnn`` and the baseline of every b
 imports nothing from the rest of fastnn.
 """
 
-from . import datasets, functions, layers, models, optimizers
+from . import datasets, functions, layers, models, optimizers, trainer, util
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (
     bias_grad,
     cross_entropy_error,
     gradient_descent,
+    identity_function,
     numerical_diff,
     numerical_gradient,
+    numerical_gradient_2d,
     relu,
+    relu_grad,
     sigmoid,
     sigmoid_grad,
     softmax,
     softmax_cross_entropy,
+    softmax_loss,
+    step_function,
+    sum_squared_error,
 )
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
-from .models import TwoLayerNet, TwoLayerNetwork, gradient_check
+from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
+                     Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
+from .models import (BaseModel, DeepConvNet, SimpleConvNet, TwoLayerNet, TwoLayerNetwork,
+                     gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from .trainer import ModelTrainer, NetworkTrainer, Trainer
+from .util import clip_grads, col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve
 
 __all__ = (datasets.__all__ + functions.__all__ + layers.__all__ + models.__all__
-           + optimizers.__all__)
+           + optimizers.__all__ + trainer.__all__ + util.__all__)

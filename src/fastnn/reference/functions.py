@@ -1,5 +1,5 @@
 """Activations, losses and numerical differentiation, as in the book's ``common/functions.py`` and
-``common/gradient.py`` (volume 1, chapters 3-4; volume 2, chapter 1).
+``common/gradient.py`` (volume 1, chapters 3-6; volume 2, chapter 1).
 
 Plain NumPy. float32 inputs give float32 results; integer and bool inputs are computed in float64.
 """
@@ -7,17 +7,33 @@ Plain NumPy. float32 inputs give float32 results; integer and bool inputs are co
 import numpy as np
 
 __all__ = [
+    "identity_function",
+    "step_function",
     "sigmoid",
     "sigmoid_grad",
     "relu",
+    "relu_grad",
     "softmax",
+    "sum_squared_error",
     "cross_entropy_error",
+    "softmax_loss",
     "softmax_cross_entropy",
     "bias_grad",
     "numerical_diff",
     "numerical_gradient",
+    "numerical_gradient_2d",
     "gradient_descent",
 ]
+
+
+def identity_function(x):
+    """x itself: the output activation of regression (volume 1, chapter 3)."""
+    return x
+
+
+def step_function(x):
+    """1 where x > 0, else 0, elementwise; an integer array (NumPy's default int) of x's shape."""
+    return np.array(x > 0, dtype=int)
 
 
 def sigmoid(x):
@@ -44,6 +60,14 @@ def relu(x):
     return np.maximum(0, x)
 
 
+def relu_grad(x):
+    """Derivative of relu at x as the book takes it: 1 where x >= 0 (also at 0), else 0; shape
+    and dtype of x."""
+    grad = np.zeros_like(x)
+    grad[x >= 0] = 1
+    return grad
+
+
 def softmax(x):
     """Softmax over the last axis of x (any ndim, shape kept).
 
@@ -54,6 +78,11 @@ def softmax(x):
     x = x - x.max(axis=-1, keepdims=True)
     y = np.exp(x)
     return y / y.sum(axis=-1, keepdims=True)
+
+
+def sum_squared_error(y, t):
+    """0.5 * sum((y - t)**2) over every element (not a batch mean): a scalar."""
+    return 0.5 * np.sum((y - t) ** 2)
 
 
 def cross_entropy_error(y, t):
@@ -76,6 +105,12 @@ def cross_entropy_error(y, t):
 
     batch_size = y.shape[0]
     return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
+
+
+def softmax_loss(X, t):
+    """Cross-entropy of softmax(X) against the labels t (as cross_entropy_error): a scalar."""
+    y = softmax(X)
+    return cross_entropy_error(y, t)
 
 
 def softmax_cross_entropy(x, t):
@@ -122,6 +157,45 @@ def numerical_gradient(f, x, h=1e-4):
             x[idx] = tmp_val  # restore the original value
         grad[idx] = (fxh1 - fxh2) / (2 * h)
         it.iternext()
+
+    return grad
+
+
+def _numerical_gradient_1d(f, x, h):
+    """Central differences over the elements of the 1-D x, each perturbed in place and
+    restored; f is called with x."""
+    grad = np.zeros_like(x)
+
+    for idx in range(x.size):
+        tmp_val = x[idx]
+        try:
+            x[idx] = float(tmp_val) + h
+            fxh1 = f(x)  # f(x+h)
+            x[idx] = float(tmp_val) - h
+            fxh2 = f(x)  # f(x-h)
+        finally:
+            x[idx] = tmp_val  # restore the original value
+        grad[idx] = (fxh1 - fxh2) / (2 * h)
+
+    return grad
+
+
+def numerical_gradient_2d(f, X, h=1e-4):
+    """Central-difference gradient as volume 1's ``numerical_gradient_2d``: a 1-D X as one
+    vector; a 2-D X row by row, with f called on the row being perturbed (a view into X).
+
+    Every element is perturbed in place by +-h and restored bit-exactly, also when f raises.
+    Returns an array like X.
+    """
+    if X.ndim == 1:
+        return _numerical_gradient_1d(f, X, h)
+    if X.ndim != 2:
+        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {X.shape}")
+
+    grad = np.zeros_like(X)
+
+    for idx, x in enumerate(X):
+        grad[idx] = _numerical_gradient_1d(f, x, h)
 
     return grad
 

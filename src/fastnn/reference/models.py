@@ -11,6 +11,8 @@ integer dtype or (N, O) one-hot.
 """
 
 import json
+import os
+import pickle
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from .functions import (cross_entropy_error, numerical_gradient, relu, sigmoid, 
                         softmax)
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 
-__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check"]
+__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check", "BaseModel"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _ACTIVATIONS = ("sigmoid", "relu")
@@ -249,3 +251,52 @@ def gradient_check(model, x, t):
         diff = np.abs(grad_backprop[key] - grad_numerical[key])
         result[key] = (float(np.mean(diff)), float(np.max(diff)))
     return result
+
+
+class BaseModel:
+    """Volume 2's base class of models: ``params`` and ``grads`` lists (None until a subclass sets
+    them), ``forward``/``backward`` for a subclass to define, and the book's parameter files:
+    ``save_params`` pickles the list of parameters as float16, ``load_params`` reads them back as
+    float32 into the model's arrays. The file name defaults to '<class name>.pkl'. Load only
+    files you trust: they are pickles.
+    """
+
+    def __init__(self):
+        self.params, self.grads = None, None
+
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def backward(self, *args):
+        raise NotImplementedError
+
+    def _file_name(self, file_name):
+        return type(self).__name__ + ".pkl" if file_name is None else file_name
+
+    def save_params(self, file_name=None):
+        """Pickle [p.astype(float16) for p in params] to file_name."""
+        params = [p.astype(np.float16) for p in self.params]
+        with open(self._file_name(file_name), "wb") as f:
+            pickle.dump(params, f)
+
+    def load_params(self, file_name=None):
+        """Copy the parameters pickled in file_name (as float32) into params, in place."""
+        file_name = self._file_name(file_name).replace("/", os.sep)
+        if not os.path.exists(file_name):
+            raise IOError("No file: " + file_name)
+        with open(file_name, "rb") as f:
+            loaded = pickle.load(f)
+
+        loaded = [np.asarray(p).astype("f") for p in loaded]
+        shapes = [p.shape for p in self.params]
+        if [p.shape for p in loaded] != shapes:  # checked before any parameter is written
+            raise ValueError(f"'{file_name}' holds parameters of shapes "
+                             f"{[p.shape for p in loaded]}, the model's are {shapes}")
+        for param, value in zip(self.params, loaded):
+            param[...] = value
+
+
+# Volume 1's convolutional networks live in their own module; models is their public namespace.
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]
