@@ -956,6 +956,26 @@ def _versions(torch, jax):
 _COLUMNS = ("book", "fast", "reference")
 
 
+def _result(w, timed, times, machine):
+    """The row's figures: its times, the ratio book / fast and the bound (torch, jax come later)."""
+    flops = timed.flops() if callable(timed.flops) else timed.flops
+    if timed.nbytes:
+        reads = timed.reads_only
+        kind = "reads at the read bandwidth" if reads else "bytes at the copy bandwidth"
+        bound = timed.nbytes / machine["read_bandwidth" if reads else "copy_bandwidth"]
+    elif flops:
+        kind = f"matrix-product FLOPs at the {_dtype_name(timed.dtype)} GEMM rate"
+        bound = flops / machine["gemm_rate"][_dtype_name(timed.dtype)]
+    elif timed.floor:
+        kind, bound = "measured floor", times["floor"]
+    else:
+        kind = bound = None
+    return dict(group=w.group, workload=w.name, book=times["book"], fast=times["fast"],
+                reference=times.get("reference"), torch=None, jax=None,
+                ratio=times["book"] / times["fast"], bound=bound, bound_kind=kind, flops=flops,
+                bytes=timed.nbytes, note=timed.note)
+
+
 def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=False,
         json_path=None, match=None):
     """Time the workloads of the groups in `which` (default: all) whose name contains one of
@@ -991,7 +1011,7 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
                  + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
         print_fn("ratio = the book's code / fastnn (SPEC 14); bound = bytes at the measured "
                  "bandwidth or matrix-product FLOPs at the measured GEMM rate")
-        rows = []
+        results = []
         for w in workloads:
             timed = w.make()
             fns = {c: getattr(timed, c) for c in _COLUMNS if getattr(timed, c)}
@@ -1000,63 +1020,41 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
             times = interleaved(fns, min_seconds, repeat, settle)
             for c, s in timed.scale.items():
                 times[c] *= s
-            rows.append((w, timed, times))
+            results.append(_result(w, timed, times, machine))
             del timed, fns  # a row's data is freed before the next row's is made
 
         # PyTorch and JAX after all the others, imported only then: their threads (and PyTorch's
         # own OpenMP runtime, once loaded) keep a core busy, which slowed fastnn rows with 2
         # threads up to 9x. Each row's data is made again for them.
-        extra = {}
+        modules = {}
         for name in ("torch", "jax") if with_torch else ():
             module = _optional(name)
             if module is None:
                 continue
+            modules[name] = module
             if name == "torch":
                 module.set_num_threads(threads)
             else:  # float64 arrays stay float64 (JAX's default is float32); XLA picks its threads
                 module.config.update("jax_enable_x64", True)
                 __import__("jax.numpy")
-            for w, _, _ in rows:
-                timed = w.make()
-                factory = getattr(timed, name)
+            for w, result in zip(workloads, results):
+                factory = getattr(w.make(), name)
                 if factory:
-                    extra[w.name, name] = interleaved({name: factory(module)}, min_seconds,
-                                                      repeat, settle)[name]
-            extra[name] = module
-        torch, jax = extra.get("torch"), extra.get("jax")
+                    result[name] = interleaved({name: factory(module)}, min_seconds, repeat,
+                                               settle)[name]
+        torch, jax = modules.get("torch"), modules.get("jax")
 
         header = (f"{'workload':58s} {'book':>10s} {'fastnn':>10s} {'ratio':>7s} {'bound':>10s} "
                   f"{'reference':>10s} {'torch':>10s}" + (f" {'jax':>10s}" if jax else ""))
         print_fn(header)
         print_fn("-" * len(header))
-        results = []
-        for w, timed, times in rows:
-            flops = timed.flops() if callable(timed.flops) else timed.flops
-            if timed.nbytes:
-                bound_kind = "reads at the read bandwidth" if timed.reads_only else \
-                    "bytes at the copy bandwidth"
-                rate = machine["read_bandwidth" if timed.reads_only else "copy_bandwidth"]
-                bound = timed.nbytes / rate
-            elif flops:
-                bound_kind = f"matrix-product FLOPs at the {_dtype_name(timed.dtype)} GEMM rate"
-                bound = flops / machine["gemm_rate"][_dtype_name(timed.dtype)]
-            elif timed.floor:
-                bound_kind, bound = "measured floor", times["floor"]
-            else:
-                bound_kind = bound = None
-            result = dict(group=w.group, workload=w.name, book=times["book"], fast=times["fast"],
-                          reference=times.get("reference"), torch=extra.get((w.name, "torch")),
-                          jax=extra.get((w.name, "jax")), ratio=times["book"] / times["fast"],
-                          bound=bound, bound_kind=bound_kind, flops=flops, bytes=timed.nbytes,
-                          note=timed.note)
-            results.append(result)
-            print_fn(f"{w.name:58s} {_fmt_time(result['book']):>10s} "
-                     f"{_fmt_time(result['fast']):>10s} "
-                     f"{result['ratio']:6.1f}x {_fmt_time(bound):>10s} "
-                     f"{_fmt_time(result['reference']):>10s} {_fmt_time(result['torch']):>10s}"
-                     + (f" {_fmt_time(result['jax']):>10s}" if jax else ""))
-            if timed.note:
-                print_fn(f"  ({timed.note})")
+        for r in results:
+            print_fn(f"{r['workload']:58s} {_fmt_time(r['book']):>10s} {_fmt_time(r['fast']):>10s} "
+                     f"{r['ratio']:6.1f}x {_fmt_time(r['bound']):>10s} "
+                     f"{_fmt_time(r['reference']):>10s} {_fmt_time(r['torch']):>10s}"
+                     + (f" {_fmt_time(r['jax']):>10s}" if jax else ""))
+            if r["note"]:
+                print_fn(f"  ({r['note']})")
         if json_path:
             with open(json_path, "w") as f:
                 json.dump({"machine": machine, "versions": _versions(torch, jax), "repeat": repeat,
@@ -1077,8 +1075,8 @@ def markdown(paths):
         for row in run_["rows"]:
             rows.setdefault(row["workload"], []).append(row)
     threads = sorted({run_["machine"]["threads"] for run_ in runs})
-    lines = [f"{len(runs)} run(s), {'/'.join(map(str, threads))} thread(s); times: medians over the "
-             "runs; ratio = the book's code / fastnn, lowest-highest over the runs", "",
+    lines = [f"{len(runs)} run(s), {'/'.join(map(str, threads))} thread(s); times: medians over "
+             "the runs; ratio = the book's code / fastnn, lowest-highest over the runs", "",
              "| workload | book | fastnn | ratio | bound | reference | torch |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, found in rows.items():
