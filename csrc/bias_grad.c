@@ -92,12 +92,12 @@ __attribute__((target("avx512f"))) static void add_rows_avx512(const float *dout
 }
 #endif
 
-/* returns 0, or -1 when the accumulator cannot be allocated */
-int FN(bias_grad)(const real *dout, ptrdiff_t n, ptrdiff_t d, real *db)
+/* FASTNN_OK, or FASTNN_NO_MEMORY (nothing written) when the accumulator cannot be allocated */
+ptrdiff_t FN(bias_grad)(const real *dout, ptrdiff_t n, ptrdiff_t d, real *db)
 {
-    double *acc = malloc((size_t)d * sizeof *acc);
+    double *acc = malloc((size_t)(d > 0 ? d : 1) * sizeof *acc);
     if (!acc)
-        return -1;
+        return FASTNN_NO_MEMORY;
     /* column blocks of at least 256 (2 KiB of a row) per thread */
     int nt = n * d >= FASTNN_PARALLEL_MIN && d >= 512 ? fastnn_get_num_threads() : 1;
 #if defined(FASTNN_AVX512) && defined(FASTNN_REAL_F32)
@@ -120,5 +120,5 @@ int FN(bias_grad)(const real *dout, ptrdiff_t n, ptrdiff_t d, real *db)
     for (ptrdiff_t j = 0; j < d; j++)
         db[j] = (real)acc[j];
     free(acc);
-    return 0;
+    return FASTNN_OK;
 }

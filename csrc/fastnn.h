@@ -1,6 +1,8 @@
 /* fastnn.h: the C kernels behind fastnn._core. Each kernel exists for float64 (_f64) and float32
- * (_f32); see real.h. The Python face validates shapes, dtypes and labels; the kernels still check
- * every label index they use and report the first bad row instead of reading out of bounds. */
+ * (_f32); see real.h. The Cython entries check every buffer's dtype, size and writability; the
+ * kernels still check every label index they use and report the first bad row instead of reading
+ * out of bounds. A kernel that can fail returns a status: FASTNN_OK, FASTNN_NO_MEMORY or a bad
+ * row (real.h). */
 #ifndef FASTNN_H
 #define FASTNN_H
 
@@ -16,10 +18,10 @@ void fastnn_set_avx512(int on);
                                      ptrdiff_t c, double *loss);                                     \
     ptrdiff_t softmax_ce_backward_##S(const T *y, const int64_t *t, double dout, T *dx, ptrdiff_t n, \
                                       ptrdiff_t c);                                                  \
-    int bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                              \
+    ptrdiff_t bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                        \
     void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
     void bias_act_forward_##S(T *a, const T *b, ptrdiff_t n, ptrdiff_t h, int relu);                \
-    int act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db);       \
+    ptrdiff_t act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db); \
     int all_finite_##S(const T *a, ptrdiff_t n);                                                    \
     int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
                           T *vals, int64_t *colptr, int64_t *rows, T *cvals, uint64_t *bits);        \

@@ -61,6 +61,18 @@ int fastnn_avx512(void);
 
 int fastnn_get_num_threads(void);
 
+/* The status every kernel that can fail returns, as a ptrdiff_t (kernels that cannot fail return
+ * void; all_finite and sparse_index return a truth value, not a status):
+ *   FASTNN_OK (-1)         done;
+ *   FASTNN_NO_MEMORY (-2)  a scratch allocation failed (the Cython entry raises MemoryError and
+ *                          returns no output);
+ *   r >= 0                 row r is the first whose index label lies outside [0, classes); labels
+ *                          are checked before anything is written.
+ * One convention, so src/fastnn/_core.pyx turns any status into its exception in one place
+ * (_check_status). */
+#define FASTNN_OK (-1)
+#define FASTNN_NO_MEMORY (-2)
+
 /* [*lo, *hi): block b of nt near-equal blocks of [0, n), the share of thread b (may be empty) */
 static inline void thread_block(int b, int nt, ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi)
 {

@@ -4,7 +4,8 @@
  * Contract (the Python face, src/fastnn/layers.py, checks shapes and dtypes): x, y and dx are
  * C-contiguous (n, c) with n, c >= 1; t holds n index labels; bias is NULL or c values added to
  * every row of x first (the last Affine layer's bias, fused). Every label is checked here before
- * anything is written: a kernel returns -1 on success or the first row whose label is outside [0, c).
+ * anything is written: a kernel returns FASTNN_OK or the first row whose label is outside [0, c)
+ * (real.h).
  *
  * Forward per row: m = max(x); y = exp(x - m) / sum(exp(x - m)) (x - m <= 0, so exp cannot
  * overflow); loss_n = -log(y[t_n] + 1e-7), the book's guard. The returned loss is the batch mean.
@@ -109,7 +110,7 @@ static ptrdiff_t first_bad_label(const int64_t *t, ptrdiff_t n, ptrdiff_t c)
     for (ptrdiff_t i = 0; i < n; i++)
         if (t[i] < 0 || t[i] >= c)
             return i;
-    return -1;
+    return FASTNN_OK;
 }
 
 /* y = exp(x - shift) over a row of n, and returns the max of the next row's n elements: with
@@ -221,7 +222,7 @@ ptrdiff_t FN(softmax_ce_forward)(const real *x, const real *bias, const int64_t 
             total += forward_rows(x, bias, t, y, lo, hi, c, avx512);
     }
     *loss = total / (double)n;
-    return -1;
+    return FASTNN_OK;
 }
 
 static inline void row_backward(const real *restrict y, ptrdiff_t label, real scale,
@@ -254,5 +255,5 @@ ptrdiff_t FN(softmax_ce_backward)(const real *y, const int64_t *t, double dout, 
         if (lo < hi)
             backward_rows(y, t, scale, dx, lo, hi, c);
     }
-    return -1;
+    return FASTNN_OK;
 }

@@ -65,17 +65,18 @@ static FASTNN_CLONES void act_backward_rows(real *dz, const real *z, ptrdiff_t l
 }
 
 /* The hidden layer's backward fused with its bias gradient. Serial over rows: db sums rows in
- * order, so the result does not depend on the thread count. Returns 0, -1 without memory. */
-int FN(act_backward_bias)(real *dz, const real *z, ptrdiff_t n, ptrdiff_t h, int relu, real *db)
+ * order, so the result does not depend on the thread count. Returns FASTNN_OK, or
+ * FASTNN_NO_MEMORY before anything is written. */
+ptrdiff_t FN(act_backward_bias)(real *dz, const real *z, ptrdiff_t n, ptrdiff_t h, int relu, real *db)
 {
     double *acc = calloc((size_t)(h > 0 ? h : 1), sizeof *acc);
     if (!acc)
-        return -1;
+        return FASTNN_NO_MEMORY;
     act_backward_rows(dz, z, 0, n, h, relu, acc);
     for (ptrdiff_t j = 0; j < h; j++)
         db[j] = (real)acc[j];
     free(acc);
-    return 0;
+    return FASTNN_OK;
 }
 
 /* 1 when every element of a is finite. The sparse products below skip zeros of x, which is only
@@ -564,7 +565,7 @@ static size_t scratch_size(ptrdiff_t n, ptrdiff_t hid, ptrdiff_t out)
     return (size_t)(n * (2 + out + 2 * hid) + 8 * n);
 }
 
-/* Returns -1 on success, the first row with a bad label, or -2 without memory. */
+/* Returns FASTNN_OK, the first row with a bad label, or FASTNN_NO_MEMORY (real.h). */
 ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const double *W1,
                                       const double *b1, const double *W2, const double *b2,
                                       const double *a1, const double *z1, const double *s,
@@ -586,7 +587,7 @@ ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const d
         free(ET);
         free(colptr);
         free(rows);
-        return -2;
+        return FASTNN_NO_MEMORY;
     }
     double *S = ET + out * n, *Et = S + n, *ones = Et + n, *z1T = ones + n, *vals = z1T + hid * n;
     int64_t *all_rows = rows + nnz;
@@ -660,6 +661,6 @@ ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const d
     free(ET);
     free(colptr);
     free(rows);
-    return failed ? -2 : -1;
+    return failed ? FASTNN_NO_MEMORY : FASTNN_OK;
 }
 #endif

@@ -5,11 +5,14 @@ Same names and results as the pure-NumPy `fastnn.reference`, which is the oracle
 from . import datasets, functions, layers, models, optimizers, reference, trainer, util
 from ._core import get_num_threads, set_num_threads
 from .datasets import load_digits, load_mnist, load_spiral
-from .functions import (bias_grad, cross_entropy_error, gradient_descent, numerical_diff,
-                        numerical_gradient, relu, sigmoid, sigmoid_grad, softmax,
-                        softmax_cross_entropy)
-from .layers import Affine, MatMul, Relu, Repeat, Sigmoid, Softmax, SoftmaxWithLoss, Sum
-from .models import BaseModel, TwoLayerNet, TwoLayerNetwork, gradient_check
+from .functions import (bias_grad, cross_entropy_error, gradient_descent, identity_function,
+                        numerical_diff, numerical_gradient, numerical_gradient_2d, relu, relu_grad,
+                        sigmoid, sigmoid_grad, softmax, softmax_cross_entropy, softmax_loss,
+                        step_function, sum_squared_error)
+from .layers import (Affine, BatchNormalization, Dropout, MatMul, Relu, Repeat, Sigmoid,
+                     SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
+from .models import (BaseModel, MultiLayerNet, MultiLayerNetExtend, TwoLayerNet, TwoLayerNetwork,
+                     gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import ModelTrainer, NetworkTrainer, Trainer
 from .util import clip_grads, shuffle_dataset, smooth_curve

@@ -8,6 +8,11 @@ every buffer has the dtype, layout and size the kernel will touch, releases the 
 float32 or float64 instance of the kernel. Read-only inputs are fine; outputs must be writable.
 Label values are range-checked inside the kernels.
 
+These checks hold whoever the caller is: every entry checks the dtype, size and writability of every
+array it hands to C (tests/test_core_boundary.py calls them directly), and a kernel's status
+(csrc/real.h: FASTNN_OK, FASTNN_NO_MEMORY or the first bad row) becomes an exception in one place,
+_check_status. A new entry's signature goes into _core.pyi too.
+
 This file holds the checks every entry shares; each kernel family's entries are in its own
 _core_<family>.pxi, included at the end.
 """
@@ -22,6 +27,8 @@ cnp.import_array()
 
 cdef extern from "real.h" nogil:
     enum: FASTNN_PARALLEL_MIN
+    enum: FASTNN_OK
+    enum: FASTNN_NO_MEMORY
 
 # elements from which the kernels start OpenMP threads (csrc/real.h)
 PARALLEL_MIN = FASTNN_PARALLEL_MIN
@@ -96,9 +103,17 @@ cdef (Py_ssize_t, Py_ssize_t) _rows(cnp.ndarray x, str name) except *:
     return n, c
 
 
-cdef _label_error(cnp.ndarray t, Py_ssize_t bad, Py_ssize_t c):
-    raise ValueError(f"label out of range: t[{bad}] = {(<int64_t *> cnp.PyArray_DATA(t))[bad]}, "
-                     f"classes are 0..{c - 1}")
+cdef int _check_status(Py_ssize_t status, str entry, cnp.ndarray t=None, Py_ssize_t c=0) except -1:
+    """Raises the exception a kernel's status (csrc/real.h) stands for: MemoryError, or a
+    ValueError naming the first bad label t[status] (classes 0..c-1)."""
+    if status == FASTNN_OK:
+        return 0
+    if status == FASTNN_NO_MEMORY:
+        raise MemoryError(f"{entry}: out of memory")
+    if t is not None and 0 <= status < cnp.PyArray_SIZE(t):
+        raise ValueError(f"label out of range: t[{status}] = "
+                         f"{(<int64_t *> cnp.PyArray_DATA(t))[status]}, classes are 0..{c - 1}")
+    raise SystemError(f"{entry}: the kernel returned an unknown status {status}")
 
 
 def is_float_buffer(a, int ndim):
@@ -150,3 +165,4 @@ cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
 include "_core_elementwise.pxi"
 include "_core_twolayer.pxi"
 include "_core_numgrad.pxi"
+include "_core_layers.pxi"

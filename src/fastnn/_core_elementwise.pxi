@@ -13,8 +13,8 @@ cdef extern from "fastnn.h" nogil:
                                        Py_ssize_t n, Py_ssize_t c)
     Py_ssize_t softmax_ce_backward_f32(const float *y, const int64_t *t, double dout, float *dx,
                                        Py_ssize_t n, Py_ssize_t c)
-    int bias_grad_f64(const double *dout, Py_ssize_t n, Py_ssize_t d, double *db)
-    int bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
+    Py_ssize_t bias_grad_f64(const double *dout, Py_ssize_t n, Py_ssize_t d, double *db)
+    Py_ssize_t bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
     void sgd_update_f64(double *p, const double *g, double lr, Py_ssize_t n)
     void sgd_update_f32(float *p, const float *g, double lr, Py_ssize_t n)
 
@@ -57,7 +57,7 @@ def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None, cnp.ndarr
     t: (N,) int64 index labels, each checked to lie in [0, C) before anything is written.
     """
     cdef int typenum = _float_array(x, "x")
-    cdef Py_ssize_t n, c, bad
+    cdef Py_ssize_t n, c, status
     n, c = _rows(x, "x")
     _labels(t, n)
     cdef void *pb = NULL
@@ -71,11 +71,12 @@ def softmax_ce_forward(cnp.ndarray x not None, cnp.ndarray t not None, cnp.ndarr
     cdef const int64_t *pt = <int64_t *> cnp.PyArray_DATA(t)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            bad = softmax_ce_forward_f64(<double *> px, <double *> pb, pt, <double *> py, n, c, &loss)
+            status = softmax_ce_forward_f64(<double *> px, <double *> pb, pt, <double *> py, n, c,
+                                            &loss)
         else:
-            bad = softmax_ce_forward_f32(<float *> px, <float *> pb, pt, <float *> py, n, c, &loss)
-    if bad >= 0:
-        _label_error(t, bad, c)
+            status = softmax_ce_forward_f32(<float *> px, <float *> pb, pt, <float *> py, n, c,
+                                            &loss)
+    _check_status(status, "softmax_ce_forward", t, c)
     return loss, y
 
 
@@ -83,7 +84,7 @@ def softmax_ce_backward(cnp.ndarray y not None, cnp.ndarray t not None, double d
     """Returns dx = (y - onehot(t)) * dout / N, a new (N, C) array; y (N, C) float buffer,
     t (N,) int64 labels, checked."""
     cdef int typenum = _float_array(y, "y")
-    cdef Py_ssize_t n, c, bad
+    cdef Py_ssize_t n, c, status
     n, c = _rows(y, "y")
     _labels(t, n)
     cdef cnp.ndarray dx = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(y), typenum, 0)
@@ -92,11 +93,10 @@ def softmax_ce_backward(cnp.ndarray y not None, cnp.ndarray t not None, double d
     cdef const int64_t *pt = <int64_t *> cnp.PyArray_DATA(t)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            bad = softmax_ce_backward_f64(<double *> py, pt, dout, <double *> px, n, c)
+            status = softmax_ce_backward_f64(<double *> py, pt, dout, <double *> px, n, c)
         else:
-            bad = softmax_ce_backward_f32(<float *> py, pt, dout, <float *> px, n, c)
-    if bad >= 0:
-        _label_error(t, bad, c)
+            status = softmax_ce_backward_f32(<float *> py, pt, dout, <float *> px, n, c)
+    _check_status(status, "softmax_ce_backward", t, c)
     return dx
 
 
@@ -111,14 +111,13 @@ def bias_grad(cnp.ndarray dout not None, cnp.ndarray db not None):
         return
     cdef void *pd = cnp.PyArray_DATA(dout)
     cdef void *pb = cnp.PyArray_DATA(db)
-    cdef int status
+    cdef Py_ssize_t status
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             status = bias_grad_f64(<double *> pd, n, d, <double *> pb)
         else:
             status = bias_grad_f32(<float *> pd, n, d, <float *> pb)
-    if status != 0:
-        raise MemoryError("bias_grad: no memory for the accumulator")
+    _check_status(status, "bias_grad")
 
 
 def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):

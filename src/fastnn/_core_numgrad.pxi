@@ -1,5 +1,8 @@
 # The generic numerical gradient: central differences of a Python f at every element of x.
 
+cdef extern from "numpy/ndarraytypes.h":
+    char NPY_NATBYTE  # '<' or '>': the byte-order character of a buffer format that is native
+
 cdef double _call_scalar(f, x) except? -1.0:
     """f(x) as a double: f must return a real number (Python, NumPy, or a 0-d array of one)."""
     r = f(x)
@@ -50,9 +53,9 @@ cdef _central_differences(f, x, double h, Py_buffer *view, floating *grad):
 def numerical_gradient(f, x, double h, cnp.ndarray grad not None):
     """Central differences of f at every element of x, (f(x+h) - f(x-h)) / 2h.
 
-    x: a writable float64 / float32 array of any shape and strides, perturbed in place one element
-    at a time and restored bit-exactly (also when f raises); grad: C-contiguous, x's dtype and size,
-    filled in x's C (row-major) index order.
+    x: a writable buffer of native float64 / float32 (an ndarray, a memoryview, ...) of any shape
+    and strides, perturbed in place one element at a time and restored bit-exactly (also when f
+    raises); grad: C-contiguous, x's dtype and size, filled in x's C (row-major) index order.
     """
     cdef Py_buffer view
     cdef int typenum = _float_array(grad, "grad", True)
@@ -60,8 +63,17 @@ def numerical_gradient(f, x, double h, cnp.ndarray grad not None):
     try:
         if view.ndim > 64:
             raise ValueError(f"x has {view.ndim} dimensions; at most 64 are supported")
-        if view.itemsize != cnp.PyArray_ITEMSIZE(grad) or view.len // view.itemsize != cnp.PyArray_SIZE(grad):
-            raise ValueError("numerical_gradient: x and grad differ in dtype or size")
+        # the format, not only the item size: an int64 or a byte-swapped x is 8 bytes too
+        fmt = (<bytes> view.format).decode("ascii") if view.format != NULL else "B"
+        if fmt[:1] in ("@", "=", chr(NPY_NATBYTE)):
+            fmt = fmt[1:]
+        if fmt != ("d" if typenum == cnp.NPY_DOUBLE else "f"):
+            raise TypeError(f"numerical_gradient: x has buffer format {fmt!r}, grad has dtype "
+                            f"{(<object> grad).dtype}: expected native float64 or float32, one "
+                            "dtype for both")
+        if view.len // view.itemsize != cnp.PyArray_SIZE(grad):
+            raise ValueError(f"numerical_gradient: x has {view.len // view.itemsize} elements, "
+                             f"grad {cnp.PyArray_SIZE(grad)}")
         if typenum == cnp.NPY_DOUBLE:
             _central_differences(f, x, h, &view, <double *> cnp.PyArray_DATA(grad))
         else:

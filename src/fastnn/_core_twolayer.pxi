@@ -4,10 +4,10 @@
 cdef extern from "fastnn.h" nogil:
     void bias_act_forward_f64(double *a, const double *b, Py_ssize_t n, Py_ssize_t h, int relu)
     void bias_act_forward_f32(float *a, const float *b, Py_ssize_t n, Py_ssize_t h, int relu)
-    int act_backward_bias_f64(double *dz, const double *z, Py_ssize_t n, Py_ssize_t h, int relu,
-                              double *db)
-    int act_backward_bias_f32(float *dz, const float *z, Py_ssize_t n, Py_ssize_t h, int relu,
-                              float *db)
+    Py_ssize_t act_backward_bias_f64(double *dz, const double *z, Py_ssize_t n, Py_ssize_t h,
+                                     int relu, double *db)
+    Py_ssize_t act_backward_bias_f32(float *dz, const float *z, Py_ssize_t n, Py_ssize_t h,
+                                     int relu, float *db)
     int all_finite_f64(const double *a, Py_ssize_t n)
     int all_finite_f32(const float *a, Py_ssize_t n)
     int sparse_index_f64(const double *x, Py_ssize_t n, Py_ssize_t inp, int64_t *rowptr,
@@ -57,14 +57,13 @@ def act_backward_bias(cnp.ndarray dz not None, cnp.ndarray z not None, bint relu
     cdef void *pd = cnp.PyArray_DATA(dz)
     cdef void *pz = cnp.PyArray_DATA(z)
     cdef void *pb = cnp.PyArray_DATA(db)
-    cdef int status
+    cdef Py_ssize_t status
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             status = act_backward_bias_f64(<double *> pd, <double *> pz, n, h, relu, <double *> pb)
         else:
             status = act_backward_bias_f32(<float *> pd, <float *> pz, n, h, relu, <float *> pb)
-    if status != 0:
-        raise MemoryError("act_backward_bias: no memory for the accumulator")
+    _check_status(status, "act_backward_bias")
 
 
 cdef class SparseX:
@@ -160,23 +159,25 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
     unperturbed network a1 = x W1 + b1, z1 = act(a1) (N, H), s = z1 W2 + b2 (N, O). f32: the
     parameters are float32, so a perturbed value is rounded to float32 as the book's loop stores it.
     """
-    cdef Py_ssize_t n, inp, hid, out, bad
-    _float_array(x, "x")
+    cdef Py_ssize_t n, inp, hid, out, status
+    if _float_array(x, "x") != cnp.NPY_DOUBLE:
+        raise TypeError(f"x: expected float64, got dtype {(<object> x).dtype}")
     n, inp = _rows(x, "x")
     _labels(t, n)
-    _rows(W1, "W1")
-    hid, out = cnp.PyArray_DIM(W1, 1), cnp.PyArray_DIM(W2, 1) if cnp.PyArray_NDIM(W2) == 2 else 0
+    hid, out = _rows(W1, "W1")[1], _rows(W2, "W2")[1]
+    if cnp.PyArray_DIM(W1, 0) != inp or cnp.PyArray_DIM(W2, 0) != hid:
+        raise ValueError(f"W1 {(<object> W1).shape}, W2 {(<object> W2).shape}: expected "
+                         f"({inp}, H) and (H, O) for x of shape {(<object> x).shape}")
+    # the biases by their sizes: a bias may be (1, H) or 0-d
     for arr, name, size in ((W1, "W1", inp * hid), (b1, "b1", hid), (W2, "W2", hid * out),
                             (b2, "b2", out), (a1, "a1", n * hid), (z1, "z1", n * hid),
                             (s, "s", n * out)):
         _like(arr, name, cnp.NPY_DOUBLE, size, False)
-    if out == 0:
-        raise ValueError(f"W2: expected a non-empty (H, O) array, got shape {(<object> W2).shape}")
-    # shapes from the sizes, not from the arrays: a bias may be (1, H) or 0-d
+    # the gradients' shapes from the sizes, not from the arrays
     cdef cnp.ndarray gW1 = _empty(inp, cnp.NPY_DOUBLE, hid), gb1 = _empty(hid, cnp.NPY_DOUBLE)
     cdef cnp.ndarray gW2 = _empty(hid, cnp.NPY_DOUBLE, out), gb2 = _empty(out, cnp.NPY_DOUBLE)
     with nogil:
-        bad = twolayer_numerical_gradient_c(
+        status = twolayer_numerical_gradient_c(
             <double *> cnp.PyArray_DATA(x), <int64_t *> cnp.PyArray_DATA(t),
             <double *> cnp.PyArray_DATA(W1), <double *> cnp.PyArray_DATA(b1),
             <double *> cnp.PyArray_DATA(W2), <double *> cnp.PyArray_DATA(b2),
@@ -184,8 +185,5 @@ def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
             <double *> cnp.PyArray_DATA(s), n, inp, hid, out, relu, f32, h,
             <double *> cnp.PyArray_DATA(gW1), <double *> cnp.PyArray_DATA(gb1),
             <double *> cnp.PyArray_DATA(gW2), <double *> cnp.PyArray_DATA(gb2))
-    if bad == -2:
-        raise MemoryError("twolayer_numerical_gradient: out of memory")
-    if bad >= 0:
-        _label_error(t, bad, out)
+    _check_status(status, "twolayer_numerical_gradient", t, out)
     return gW1, gb1, gW2, gb2

@@ -11,9 +11,34 @@ from ._checks import (as_float, as_labels, as_logits, check_label_range, check_r
 from .reference import functions as reference
 from .reference.functions import relu, softmax
 
-__all__ = ["sigmoid", "sigmoid_grad", "relu", "softmax", "cross_entropy_error",
+__all__ = ["identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad",
+           "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss",
            "softmax_cross_entropy", "bias_grad", "numerical_diff", "numerical_gradient",
-           "gradient_descent"]
+           "numerical_gradient_2d", "gradient_descent"]
+
+
+def identity_function(x):
+    """x itself (the output layer's activation of a regression)."""
+    return x
+
+
+def step_function(x):
+    """1 where x > 0, else 0, as an int array of x's shape. One NumPy comparison and cast: a kernel
+    would do the same single pass."""
+    return np.array(np.asarray(x) > 0, dtype=int)
+
+
+def relu_grad(x):
+    """Derivative of relu as the book takes it: 1.0 where x >= 0 (also at 0), else 0.0; float64,
+    x's shape. One NumPy comparison and cast, the whole pass."""
+    return (np.asarray(x) >= 0).astype(np.float64)
+
+
+def sum_squared_error(y, t):
+    """0.5 * sum((y - t)**2) over every element. NumPy's subtract, square and pairwise sum are one
+    pass each over small arrays; a fused kernel would change the sum's rounding for no measured
+    gain."""
+    return 0.5 * np.sum((np.asarray(y) - np.asarray(t)) ** 2)
 
 
 def sigmoid(x):
@@ -76,6 +101,13 @@ def softmax_cross_entropy(x, t):
     return _core.softmax_ce_forward(x, as_labels(t, x.shape))
 
 
+def softmax_loss(X, t):
+    """cross_entropy_error(softmax(X), t), through the fused softmax-cross-entropy kernel: X (N, C)
+    logits (1-D: one sample), t index labels (N,) or one-hot (N, C) -> the mean loss."""
+    X = as_logits(X, "X")
+    return _core.softmax_ce_forward(X, as_labels(t, X.shape))[0]
+
+
 def bias_grad(dout):
     """Sum of dout over every axis but the last: (..., D) -> (D,), dout's dtype.
 
@@ -111,6 +143,16 @@ def numerical_gradient(f, x, h=1e-4):
     grad = np.empty(x.shape, dtype=x.dtype)
     _core.numerical_gradient(f, x, h, grad.reshape(-1))
     return grad
+
+
+def numerical_gradient_2d(f, X, h=1e-4):
+    """The book's row-by-row central difference: X 1-D or 2-D (rows in order, each element in
+    order), which is numerical_gradient's C order; the same compiled loop. Returns an array like X.
+    """
+    if np.ndim(X) > 2:
+        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {np.shape(X)}; "
+                         "numerical_gradient takes any shape")
+    return numerical_gradient(f, X, h)
 
 
 def gradient_descent(f, init_x, lr=0.01, step_num=100):

@@ -1,17 +1,52 @@
 """The book's layers, fast: the same classes and results as `fastnn.reference.layers`.
 
-Sigmoid, Affine's bias gradient and SoftmaxWithLoss run compiled kernels; Repeat, Sum, MatMul, Relu
-and Softmax are the reference's NumPy (matrix products go to NumPy's BLAS either way).
-Volume-2 convention: `params` and `grads` are lists, `backward` writes `grads[i][...]` in place.
+Sigmoid, Relu, Dropout, BatchNormalization, Affine's bias gradient and SoftmaxWithLoss run
+compiled kernels; Repeat, Sum, MatMul and Softmax are the reference's NumPy (matrix products go to
+NumPy's BLAS either way), SigmoidWithLoss is the compiled sigmoid and NumPy.
+Both books' conventions on one object: `params` and `grads` are lists and `backward` writes
+`grads[i][...]` in place (volume 2); the same arrays are attributes, `Affine.W/.b/.dW/.db`,
+`BatchNormalization.gamma/.beta/.dgamma/.dbeta` (volume 1). Every forward and backward returns
+new arrays, which fastnn never writes again.
 """
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_labels, as_logits, as_scalar, check_real_dtype
-from .functions import bias_grad, sigmoid, sigmoid_backward
-from .reference.layers import MatMul, Relu, Repeat, Softmax, Sum
+from ._checks import as_buffer, as_float, as_labels, as_logits, as_scalar, check_real_dtype
+from .functions import bias_grad, cross_entropy_error, sigmoid, sigmoid_backward
+from .reference.layers import MatMul, Repeat, Softmax, Sum
 
-__all__ = ["Repeat", "Sum", "MatMul", "Affine", "Sigmoid", "Relu", "Softmax", "SoftmaxWithLoss"]
+__all__ = ["Repeat", "Sum", "MatMul", "Affine", "Sigmoid", "Relu", "Softmax", "SoftmaxWithLoss",
+           "SigmoidWithLoss", "Dropout", "BatchNormalization"]
+
+# the book's 10e-7 under the square root of the variance
+BATCHNORM_EPS = 10e-7
+
+
+def _entry(listname, index, doc):
+    """A property over self.<listname>[index] ("params" or "grads"): reading it gives the very
+    array of the list, setting it replaces the list's entry."""
+
+    def get(self):
+        return getattr(self, listname)[index]
+
+    def set(self, value):
+        getattr(self, listname)[index] = value
+
+    return property(get, set, doc=doc)
+
+
+# The models' internal path (multilayer.py) calls the layers' underscored methods: they compute
+# into scratch buffers the layer owns (one per name, made again when the batch shape changes),
+# with the operands already in the model's dtype, C-contiguous. Scratch is never returned by a
+# public method.
+
+def _scratch(layer, name, shape, dtype):
+    """The layer's own buffer `name` of the given shape and dtype."""
+    work = layer.__dict__.setdefault("_work", {})
+    a = work.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = work[name] = np.empty(shape, dtype)
+    return a
 
 
 class Affine:
@@ -25,6 +60,11 @@ class Affine:
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
         self.x = None
         self.original_x_shape = None
+
+    W = _entry("params", 0, "weights (D, H): params[0]")
+    b = _entry("params", 1, "bias (H,): params[1]")
+    dW = _entry("grads", 0, "dW: grads[0], written by backward")
+    db = _entry("grads", 1, "db: grads[1], written by backward")
 
     def forward(self, x):
         """x: (N, ...) with D elements per sample -> (N, H)."""
@@ -59,6 +99,35 @@ class Affine:
             return None
         return np.dot(dout, W.T).reshape(self.original_x_shape)
 
+    def _matmul_into(self, x, sparse=None):
+        """x W (no bias: the model fuses it with what follows) into the layer's scratch (N, H);
+        x (N, D) in W's dtype, sparse: x's filled SparseX, to skip its zeros, or None."""
+        W = as_buffer(self.params[0], x.dtype)
+        a = _scratch(self, "out", (x.shape[0], W.shape[1]), x.dtype)
+        if sparse is None:
+            np.dot(x, W, out=a)
+        else:
+            _core.sparse_matmul(sparse, W, a)
+        return a
+
+    def _grads_from(self, x, da, db, sparse=None):
+        """grads become new arrays: dW = x^T da (sparse: x's SparseX) and db (H,) computed by the
+        caller; returns them."""
+        dW = np.empty((x.shape[1], da.shape[1]), da.dtype)
+        if sparse is not None and _core.all_finite(da):
+            _core.sparse_t_matmul(sparse, da, dW)
+        else:
+            np.dot(x.T, da, out=dW)
+        self.grads[0], self.grads[1] = dW, db
+        return dW, db
+
+    def _dx_into(self, da):
+        """da W^T into the layer's scratch (N, D)."""
+        W = as_buffer(self.params[0], da.dtype)
+        dx = _scratch(self, "dx", (da.shape[0], W.shape[0]), da.dtype)
+        np.dot(da, W.T, out=dx)
+        return dx
+
 
 class Sigmoid:
     """Sigmoid layer; keeps its output `out` for the backward pass."""
@@ -76,6 +145,17 @@ class Sigmoid:
         """dout (shape of out) -> dout * (1 - out) * out."""
         return sigmoid_backward(dout, self.out)
 
+    # fused with the Affine before it (csrc/twolayer.c); in place on the model's scratch
+    _relu = False
+
+    def _bias_forward(self, a, b):
+        """a <- sigmoid(a + b)."""
+        _core.bias_act_forward(a, b, self._relu)
+
+    def _bias_backward(self, dz, z, db):
+        """dz <- dz * (1 - z) z, db <- its column sums."""
+        _core.act_backward_bias(dz, z, self._relu, db)
+
 
 class SoftmaxWithLoss:
     """Softmax followed by the cross-entropy loss, fused in one kernel; keeps the probabilities `y`
@@ -83,6 +163,7 @@ class SoftmaxWithLoss:
 
     def __init__(self):
         self.params, self.grads = [], []
+        self.loss = None
         self.y = None
         self.t = None
 
@@ -90,9 +171,9 @@ class SoftmaxWithLoss:
         """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> mean loss (float)."""
         x = as_logits(x)
         t = as_labels(t, x.shape)
-        loss, self.y = _core.softmax_ce_forward(x, t)
+        self.loss, self.y = _core.softmax_ce_forward(x, t)
         self.t = t
-        return loss
+        return self.loss
 
     def backward(self, dout=1):
         """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
@@ -100,3 +181,278 @@ class SoftmaxWithLoss:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
         return _core.softmax_ce_backward(self.y, as_labels(self.t, self.y.shape),
                                          as_scalar(dout, "dout"))
+
+
+class SigmoidWithLoss:
+    """Sigmoid followed by the binary cross-entropy loss (volume 2): keeps `y` = sigmoid(x), the
+    labels `t` and `loss`. The sigmoid is compiled; the loss and dx are NumPy over N elements."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        """x: (N,) scores; t: (N,) labels 0 or 1 -> mean of -log(y or 1 - y, as t says, + 1e-7)."""
+        y = sigmoid(x)
+        loss = cross_entropy_error(np.c_[1 - y.reshape(-1), y.reshape(-1)], np.asarray(t).reshape(-1))
+        self.y, self.t, self.loss = y, t, loss
+        return loss
+
+    def backward(self, dout=1):
+        """dout: scalar -> dx = (y - t) * dout / N."""
+        if self.y is None:
+            raise RuntimeError("SigmoidWithLoss.backward called before forward")
+        return (self.y - self.t) * as_scalar(dout, "dout") / self.t.shape[0]
+
+
+class Relu:
+    """ReLU layer: max(0, x); keeps the bool `mask` of the inputs x <= 0 for backward."""
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.mask = None
+
+    def forward(self, x):
+        """Any shape -> max(0, x), same shape and dtype (NaN stays NaN, as the book's)."""
+        x = as_float(x, "x")
+        out = np.empty_like(x)
+        mask = np.empty(x.shape, dtype=bool)
+        _core.relu_forward(x.reshape(-1), out.reshape(-1), mask.reshape(-1))
+        self.mask = mask
+        return out
+
+    def backward(self, dout):
+        """dout (shape of x) -> dx = dout, zero where x <= 0; dout itself is left unchanged."""
+        if self.mask is None:
+            raise RuntimeError("Relu.backward called before forward")
+        dout = as_float(dout, "dout")
+        if dout.shape != self.mask.shape:
+            raise ValueError(f"dout has shape {dout.shape}, the forward's x had {self.mask.shape}")
+        dx = np.empty_like(dout)
+        _core.relu_backward(dout.reshape(-1), self.mask.reshape(-1), dx.reshape(-1))
+        return dx
+
+    # fused with the Affine before it (csrc/twolayer.c): the mask is z <= 0 of the output z
+    _relu = True
+    _bias_forward = Sigmoid._bias_forward
+    _bias_backward = Sigmoid._bias_backward
+
+
+def check_dropout_ratio(ratio, name="dropout_ratio"):
+    """ratio as a float in [0, 1): the share of units dropped in training."""
+    value = as_scalar(ratio, name)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {ratio!r}")
+    return value
+
+
+def uniform_draws(rng, shape):
+    """Uniform [0, 1) float64 draws of shape: np.random.rand(*shape) from NumPy's global state, as
+    the book draws them (rng None), else rng.random(shape)."""
+    return np.asarray(np.random.rand(*shape) if rng is None else rng.random(shape))
+
+
+class Dropout:
+    """Dropout (http://arxiv.org/abs/1207.0580): in training, each unit is kept where a uniform
+    draw exceeds dropout_ratio (the bool `mask`); at test time, x * (1 - dropout_ratio).
+
+    The draws are the book's np.random.rand(*x.shape) from NumPy's global random state; rng (a
+    np.random.Generator, or a seed for one) draws rng.random(x.shape) instead. The mask and the
+    product are one compiled pass.
+    """
+
+    def __init__(self, dropout_ratio=0.5, *, rng=None):
+        self.dropout_ratio = check_dropout_ratio(dropout_ratio)
+        self.params, self.grads = [], []
+        self.mask = None
+        self.rng = None if rng is None else np.random.default_rng(rng)
+
+    def forward(self, x, train_flg=True):
+        """Any shape -> x * mask (training) or x * (1 - dropout_ratio); x's dtype."""
+        x = as_float(x, "x")
+        if not train_flg:
+            return x * (1.0 - self.dropout_ratio)
+        u = uniform_draws(self.rng, x.shape)
+        out = np.empty_like(x)
+        mask = np.empty(x.shape, dtype=bool)
+        _core.dropout_forward(x.reshape(-1), u.reshape(-1), self.dropout_ratio, out.reshape(-1),
+                              mask.reshape(-1))
+        self.mask = mask
+        return out
+
+    def backward(self, dout):
+        """dout (shape of x) -> dout * mask."""
+        if self.mask is None:
+            raise RuntimeError("Dropout.backward called before a training forward")
+        dout = as_float(dout, "dout")
+        if dout.shape != self.mask.shape:
+            raise ValueError(f"dout has shape {dout.shape}, the forward's x had {self.mask.shape}")
+        dx = np.empty_like(dout)
+        _core.dropout_backward(dout.reshape(-1), self.mask.reshape(-1), dx.reshape(-1))
+        return dx
+
+    def _forward_into(self, z, train_flg):
+        """The forward into the layer's scratch; in training `mask` is a new array, as forward's."""
+        out = _scratch(self, "out", z.shape, z.dtype)
+        if not train_flg:
+            np.multiply(z, 1.0 - self.dropout_ratio, out=out)
+            return out
+        mask = np.empty(z.shape, dtype=bool)
+        _core.dropout_forward(z.reshape(-1), uniform_draws(self.rng, z.shape).reshape(-1),
+                              self.dropout_ratio, out.reshape(-1), mask.reshape(-1))
+        self.mask = mask
+        return out
+
+    def _backward_inplace(self, dout):
+        """dout <- dout * mask."""
+        _core.dropout_backward(dout.reshape(-1), self.mask.reshape(-1), dout.reshape(-1))
+
+
+class BatchNormalization:
+    """Batch normalization (http://arxiv.org/abs/1502.03167) with scale gamma (D,) and shift
+    beta (D,), the parameters; running_mean / running_var (D,) for test time, updated in training
+    as the book's: running = momentum * running + (1 - momentum) * batch statistic.
+
+    Input (N, D), or (N, C, H, W) normalized per flattened sample position as the book's
+    (D = C * H * W). Training statistics are computed in one pass with float64 sums, the backward
+    in two passes (csrc/batchnorm.c). The layer computes in x's dtype promoted with gamma's and
+    beta's (float32 or float64).
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        self.params = [gamma, beta]
+        self.grads = [np.zeros_like(gamma), np.zeros_like(beta)]
+        self.momentum = momentum
+        self.input_shape = None
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if stat is not None and np.shape(stat) != np.shape(gamma):
+                raise ValueError(f"{name} has shape {np.shape(stat)}, gamma has shape "
+                                 f"{np.shape(gamma)}: one value per feature is needed")
+        self.running_mean = running_mean
+        self.running_var = running_var
+        # what backward needs: (train_flg, x (N, D), gamma, mean, rstd (float64), x's shape)
+        self._saved = None
+
+    gamma = _entry("params", 0, "scale (D,): params[0]")
+    beta = _entry("params", 1, "shift (D,): params[1]")
+    dgamma = _entry("grads", 0, "dgamma: grads[0], written by backward")
+    dbeta = _entry("grads", 1, "dbeta: grads[1], written by backward")
+
+    def _operands(self, x):
+        """x as (N, D) with gamma and beta as buffers of the computing dtype; checks every shape."""
+        x = as_float(x, "x")
+        if x.ndim not in (2, 4) or x.size == 0:
+            raise ValueError(f"x must be a non-empty (N, D) or (N, C, H, W), got shape {x.shape}")
+        gamma, beta = (np.asarray(p) for p in self.params)
+        flat = x.reshape(x.shape[0], -1)
+        d = flat.shape[1]
+        for name, p in (("gamma", gamma), ("beta", beta)):
+            check_real_dtype(p, name)
+            if p.size != d:
+                raise ValueError(f"x has shape {x.shape}: {d} features per sample, "
+                                 f"{name} has shape {p.shape}")
+        dtype = np.result_type(flat.dtype, gamma.dtype, beta.dtype)
+        if dtype.kind != "f":
+            dtype = np.dtype(np.float64)
+        return (as_buffer(flat, dtype), as_buffer(gamma.reshape(d), dtype),
+                as_buffer(beta.reshape(d), dtype))
+
+    def _running(self, d, dtype):
+        """The running statistics, (d,) each: zeros of dtype when not there yet, as the book's."""
+        stats = []
+        for name in ("running_mean", "running_var"):
+            r = getattr(self, name)
+            if r is None:
+                r = np.zeros(d, dtype)
+            r = np.asarray(r)
+            check_real_dtype(r, name)
+            if r.shape != (d,):
+                raise ValueError(f"x has {d} features per sample, {name} has shape {r.shape}")
+            stats.append(r)
+        return stats
+
+    def forward(self, x, train_flg=True):
+        """x: (N, D) or (N, C, H, W) -> the normalized x * gamma + beta, x's shape."""
+        input_shape = np.shape(x)
+        flat, gamma, beta = self._operands(x)
+        n, d = flat.shape
+        rm, rv = self._running(d, flat.dtype)
+        if train_flg:
+            out = np.empty_like(flat)
+            mean, var, rstd = np.empty(d), np.empty(d), np.empty(d)
+            _core.batchnorm_forward_train(flat, gamma, beta, BATCHNORM_EPS, False, out, mean,
+                                          var, rstd)
+            m = self.momentum
+            self.running_mean = m * rm + (1 - m) * mean.astype(flat.dtype)
+            self.running_var = m * rv + (1 - m) * var.astype(flat.dtype)
+        else:
+            # the running statistics join the dtype as in the book's x - running_mean
+            dtype = np.result_type(flat.dtype, rm.dtype, rv.dtype)
+            flat, gamma, beta = (as_buffer(a, dtype) for a in (flat, gamma, beta))
+            mean, var = as_buffer(rm, np.float64), as_buffer(rv, np.float64)
+            rstd = 1 / np.sqrt(var + BATCHNORM_EPS)
+            out = np.empty_like(flat)
+            _core.batchnorm_forward_test(flat, gamma, beta, mean, var, BATCHNORM_EPS, False, out)
+            self.running_mean, self.running_var = rm, rv
+        self._saved = (train_flg, flat, gamma, mean, rstd, input_shape)
+        self.input_shape = input_shape
+        return out.reshape(input_shape)
+
+    def backward(self, dout):
+        """dout (shape of the training forward's x) -> dx, same shape; fills dgamma, dbeta."""
+        if self._saved is None:
+            raise RuntimeError("BatchNormalization.backward called before forward")
+        train_flg, x, gamma, mean, rstd, shape = self._saved
+        dout = as_float(dout, "dout")
+        if dout.shape != shape:
+            raise ValueError(f"dout has shape {dout.shape}, the forward's x had {shape}")
+        dout = as_buffer(dout.reshape(x.shape), x.dtype)
+        if train_flg:
+            dx = np.empty_like(x)
+            dgamma, dbeta = np.empty_like(gamma), np.empty_like(gamma)
+            _core.batchnorm_backward(dout, None, x, gamma, mean, rstd, dx, dgamma, dbeta)
+        else:
+            # with the running statistics fixed the layer is affine in x: dx = gamma rstd dout.
+            # A rare path (no training step backpropagates a test-time forward): NumPy.
+            rstd = rstd.astype(x.dtype)
+            dx = gamma * rstd * dout
+            dgamma = np.sum((x - mean.astype(x.dtype)) * rstd * dout, axis=0)
+            dbeta = np.sum(dout, axis=0)
+        self.grads[0][...] = dgamma.reshape(np.shape(self.grads[0]))
+        self.grads[1][...] = dbeta.reshape(np.shape(self.grads[1]))
+        return dx.reshape(shape)
+
+    def _forward_into(self, a, train_flg, relu):
+        """The forward of a (N, D) in the model's dtype into the layer's scratch, then max(0, .)
+        when relu; returns (out, (mean, rstd)) for _backward_into."""
+        n, d = a.shape
+        gamma = as_buffer(self.params[0], a.dtype).reshape(d)
+        beta = as_buffer(self.params[1], a.dtype).reshape(d)
+        rm, rv = self._running(d, a.dtype)
+        out = _scratch(self, "out", a.shape, a.dtype)
+        if not train_flg:
+            _core.batchnorm_forward_test(a, gamma, beta, as_buffer(rm, np.float64),
+                                         as_buffer(rv, np.float64), BATCHNORM_EPS, relu, out)
+            self.running_mean, self.running_var = rm, rv
+            return out, None
+        mean, var, rstd = (_scratch(self, name, (d,), np.float64) for name in ("mean", "var", "rstd"))
+        _core.batchnorm_forward_train(a, gamma, beta, BATCHNORM_EPS, relu, out, mean, var, rstd)
+        m = self.momentum
+        self.running_mean = m * rm + (1 - m) * mean.astype(a.dtype)
+        self.running_var = m * rv + (1 - m) * var.astype(a.dtype)
+        return out, (mean, rstd)
+
+    def _backward_into(self, dout, y, a, stats):
+        """dx of _forward_into(a, True, relu) into the layer's scratch; y: that forward's out
+        when relu (dout counts where it passed), else None. grads become new arrays."""
+        mean, rstd = stats
+        d = a.shape[1]
+        gamma = as_buffer(self.params[0], a.dtype).reshape(d)
+        dx = _scratch(self, "dx", a.shape, a.dtype)
+        dgamma, dbeta = np.empty(d, a.dtype), np.empty(d, a.dtype)
+        _core.batchnorm_backward(dout, y, a, gamma, mean, rstd, dx, dgamma, dbeta)
+        self.grads[0] = dgamma.reshape(np.shape(self.params[0]))
+        self.grads[1] = dbeta.reshape(np.shape(self.params[1]))
+        return dx

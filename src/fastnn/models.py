@@ -25,7 +25,8 @@ from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
 # volume 2's BaseModel is plain Python around its subclasses' layers: the same class here
 from .reference.models import BaseModel
 
-__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check", "BaseModel"]
+__all__ = ["TwoLayerNet", "TwoLayerNetwork", "MultiLayerNet", "MultiLayerNetExtend",
+           "gradient_check", "BaseModel"]
 
 # x W1 and x^T dz skip zeros when at most this share of x is nonzero: below it the sparse kernels
 # beat NumPy's BLAS for a 784-50 first layer (measured: bench/, `fastnn bench`)
@@ -62,6 +63,20 @@ def _dot_into(a, b, out):
         np.dot(a, b, out=out)
     else:
         out[...] = np.dot(a, b)
+
+
+def sparse_x(x, W1, sparse):
+    """sparse (a SparseX) filled with x when x is sparse enough for the first layer's products to
+    skip its zeros, else None. Also None when x or W1 holds inf or NaN: skipping x's zeros would
+    drop the NaN that 0 * inf gives in BLAS."""
+    if not (_core.is_float_buffer(x, 2) and _core.is_float_buffer(W1, 2) and x.dtype == W1.dtype):
+        return None
+    sample = x.reshape(-1)[::61]  # a cheap look first: dense data skips the indexing
+    if np.count_nonzero(sample) > SPARSE_MAX_DENSITY * sample.size:
+        return None
+    if sparse.fill(x) > SPARSE_MAX_DENSITY * x.size or not sparse.finite:
+        return None
+    return sparse if _core.all_finite(W1) else None
 
 
 class _CompiledTwoLayer(_TwoLayerModel):
@@ -121,18 +136,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
         s += p["b2"]
         return s
 
-    @staticmethod
-    def _sparse_x(x, W1, sparse):
-        """sparse (a SparseX) filled with x when x is sparse enough, else None. Also None when x
-        or W1 holds inf or NaN: skipping x's zeros would drop the NaN that 0 * inf gives in BLAS."""
-        if not (_core.is_float_buffer(x, 2) and _core.is_float_buffer(W1, 2) and x.dtype == W1.dtype):
-            return None
-        sample = x.reshape(-1)[::61]  # a cheap look first: dense data skips the indexing
-        if np.count_nonzero(sample) > SPARSE_MAX_DENSITY * sample.size:
-            return None
-        if sparse.fill(x) > SPARSE_MAX_DENSITY * x.size or not sparse.finite:
-            return None
-        return sparse if _core.all_finite(W1) else None
+    _sparse_x = staticmethod(sparse_x)
 
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
@@ -284,3 +288,7 @@ class TwoLayerNetwork(_CompiledTwoLayer):
         """x: (N, I), t: labels -> mean cross-entropy loss."""
         s = self._scores(self._inputs(x))
         return _core.softmax_ce_forward(s, as_labels(t, s.shape))[0]
+
+
+# volume 1's networks of any depth (multilayer.py builds on this module's sparse helpers above)
+from .multilayer import MultiLayerNet, MultiLayerNetExtend  # noqa: E402

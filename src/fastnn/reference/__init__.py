@@ -4,7 +4,7 @@ The oracle for every test of the compiled ``fastnn`` and the baseline of every b
 imports nothing from the rest of fastnn.
 """
 
-from . import datasets, functions, layers, models, optimizers, trainer, util
+from . import datasets, functions, layers, models, multilayer, optimizers, trainer, util
 from .datasets import load_digits, load_mnist, load_spiral
 from .functions import (
     bias_grad,
@@ -26,7 +26,8 @@ from .functions import (
 )
 from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
                      Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
-from .models import (BaseModel, DeepConvNet, SimpleConvNet, TwoLayerNet, TwoLayerNetwork,
+from .models import (BaseModel, DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
+                     TwoLayerNet, TwoLayerNetwork,
                      gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import ModelTrainer, NetworkTrainer, Trainer

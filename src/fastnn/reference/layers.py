@@ -23,13 +23,13 @@ __all__ = ["Repeat", "Sum", "MatMul", "Affine", "Sigmoid", "Relu", "Softmax", "S
 def _list_entry(list_name, index, doc):
     """A property reading and assigning entry ``index`` of the list attribute ``list_name``."""
 
-    def get(self):
+    def read(self):
         return getattr(self, list_name)[index]
 
-    def set(self, value):
+    def assign(self, value):
         getattr(self, list_name)[index] = value
 
-    return property(get, set, doc=doc)
+    return property(read, assign, doc=doc)
 
 
 class Repeat:

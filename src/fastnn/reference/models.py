@@ -3,6 +3,7 @@
 - ``TwoLayerNet``: volume 2, chapter 1 (seed 000) -- a list of layers, ``params``/``grads`` lists.
 - ``TwoLayerNetwork``: volume 1, chapter 4 (seed 002, corrected) -- a ``params`` dict and plain
   functions, with ``gradient`` the backprop of volume 1's ``two_layer_net.py``.
+- ``MultiLayerNet``, ``MultiLayerNetExtend``: volume 1, chapter 6, from ``multilayer.py``.
 
 Both are the same function of the same parameters: W1 (I, H), b1 (H,), W2 (H, O), b2 (O,),
 scores = activation(x W1 + b1) W2 + b2, loss = cross-entropy of softmax(scores). Inputs x are
@@ -19,8 +20,10 @@ import numpy as np
 from .functions import (cross_entropy_error, numerical_gradient, relu, sigmoid, sigmoid_grad,
                         softmax)
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from .multilayer import MultiLayerNet, MultiLayerNetExtend
 
-__all__ = ["TwoLayerNet", "TwoLayerNetwork", "gradient_check", "BaseModel"]
+__all__ = ["TwoLayerNet", "TwoLayerNetwork", "MultiLayerNet", "MultiLayerNetExtend",
+           "gradient_check", "BaseModel"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _ACTIVATIONS = ("sigmoid", "relu")
