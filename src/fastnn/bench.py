@@ -492,11 +492,6 @@ def _mnist_like(n, size, rng, dtype=np.float64, dense=False):
     return x.astype(dtype), rng.integers(0, 10, n)
 
 
-def _ref(name):
-    """fastnn.reference's class of that name, or None while it has none."""
-    return getattr(reference, name, None)
-
-
 def _softmax_ce(n, c):
     rng = _rng()
     x, t = rng.standard_normal((n, c)), rng.integers(0, c, n)
