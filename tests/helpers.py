@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 import fastnn
 
@@ -21,17 +22,6 @@ def num_threads(n):
         yield
     finally:
         fastnn.set_num_threads(0)
-
-
-# Public names of the reference whose fast half is still being built on another branch: the
-# test_public_names tests expect exactly these to be missing from fastnn, so a name that lands in
-# the fast half must leave this set (and nothing else may go missing).
-PENDING_FAST = {"Convolution", "Pooling", "SimpleConvNet", "DeepConvNet"}
-
-
-def pending_fast(half, names):
-    """The names of `names` that `half` may still lack (see PENDING_FAST); none for the reference."""
-    return [] if half.__name__ == "fastnn.reference" else [n for n in names if n in PENDING_FAST]
 
 
 VECTOR_PATHS = ["avx512", "portable"]
@@ -79,3 +69,15 @@ def with_layout(x, layout):
     if layout == "byteswapped":
         return x.astype(x.dtype.newbyteorder())
     raise ValueError(layout)
+
+
+def conv_case(draw, max_filters=8):
+    """A convolution's or pooling's shapes from a hypothesis `draw`: (N, C, H, W) with batch 1-3,
+    1-3 channels and odd and even sizes 1-9, a window (FH, FW) that fits the padded input,
+    stride 1-3, pad 0-2 and a filter count 1-max_filters."""
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 9)),
+             draw(st.integers(1, 9)))
+    fh = draw(st.integers(1, min(5, shape[2] + 2 * pad)))
+    fw = draw(st.integers(1, min(5, shape[3] + 2 * pad)))
+    return shape, (fh, fw), stride, pad, draw(st.integers(1, max_filters))

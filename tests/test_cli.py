@@ -223,6 +223,56 @@ def test_mnist_directory(tmp_path):
     assert "TwoLayerNet 784-50-10" in result.stdout
 
 
+def test_multilayer_extend_compare(tmp_path):
+    """Chapter 6's net with every option, both halves from the same start, the same numbers."""
+    result = fastnn("train", "--model", "multilayer", "--hidden", "30,20,20", "--batchnorm",
+                    "--dropout", 0.2, "--weight-decay", 0.01, "--init", "xavier",
+                    "--activation", "sigmoid", "--compare", "--iters", 60, "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert ("MultiLayerNetExtend 64-30-20-20-10, sigmoid, float64, batchnorm, dropout 0.2, "
+            "weight decay 0.01 (weight_init_std xavier, seed 0)") in result.stdout
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+    lines = re.findall(r"^\[(?:fastnn|reference)\] (epoch .*)$", result.stdout, re.M)
+    assert lines[:len(lines) // 2] == lines[len(lines) // 2:]
+    diff = re.search(r"largest parameter difference after training ([\d.e+-]+)", result.stdout)
+    assert float(diff[1]) < 1e-8
+
+
+def test_multilayer_defaults_learn_the_digits(tmp_path):
+    result = fastnn("train", "--model", "multilayer", "--epochs", 20, "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 64-100-100-100-100-10, relu, float64 (weight_init_std he" in \
+        result.stdout
+    assert "300 steps = 20 epochs of 15 steps" in result.stdout
+    test_acc, _ = accuracies(result.stdout)["fastnn"]
+    assert test_acc > 90.0
+
+
+def test_multilayer_float32_number_init_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = fastnn("train", "--model", "multilayer", "--hidden", "30,20", "--dtype", "float32",
+                    "--init", 0.05, "--optimizer", "adam", "--iters", 100, "--no-progress",
+                    "--plot", "curves.png", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 64-30-20-10, relu, float32 (weight_init_std 0.05, seed 0)" in \
+        result.stdout
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert accuracies(result.stdout)["fastnn"][0] > 60.0
+
+
+def test_multilayer_numerical_gradient(tmp_path):
+    result = fastnn("train", "--model", "multilayer", "--hidden", "5,4", "--grad", "numerical",
+                    "--data", "spiral", "--iters", 3, "--compare", "--no-progress",
+                    tmp_path=tmp_path)
+    assert_ok(result)
+    assert "MultiLayerNet 2-5-4-3" in result.stdout
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+
+
 # --------------------------------------------------------------------------- bad arguments
 
 @pytest.mark.parametrize("args, words", [
@@ -241,6 +291,21 @@ def test_mnist_directory(tmp_path):
     (["--reference", "--compare"], ["--compare"]),
     (["--iters", "5", "--epochs", "5"], ["--epochs"]),
     (["--plot", "no-such-dir/x.png"], ["no-such-dir"]),
+    (["--model", "deep"], ["--model", "deep"]),
+    (["--hidden", "100,0"], ["--hidden", "100,0"]),
+    (["--hidden", "100,,5"], ["--hidden"]),
+    (["--hidden", "100,100"], ["--hidden 100,100", "one hidden layer"]),
+    (["--batchnorm"], ["--batchnorm", "--model multilayer"]),
+    (["--dropout", "0.2"], ["--dropout", "--model multilayer"]),
+    (["--weight-decay", "0.1"], ["--weight-decay", "--model multilayer"]),
+    (["--init", "he"], ["--init he", "--model multilayer"]),
+    (["--model", "multilayer", "--init", "lecun"], ["--init", "lecun"]),
+    (["--model", "multilayer", "--init", "-1"], ["--init"]),
+    (["--init", "0.1", "--weight-init-std", "0.1"], ["--weight-init-std"]),
+    (["--model", "multilayer", "--dropout", "1"], ["--dropout", "[0, 1)"]),
+    (["--model", "multilayer", "--dropout", "nan"], ["--dropout"]),
+    (["--model", "multilayer", "--weight-decay", "-0.5"], ["--weight-decay"]),
+    (["--model", "multilayer", "--save", "m.npz"], ["--save", "twolayer"]),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
     result = fastnn("train", *args, tmp_path=tmp_path)
@@ -252,6 +317,26 @@ def test_mnist_directory_without_the_files(tmp_path):
     (tmp_path / "empty").mkdir()
     result = fastnn("train", "--data", f"mnist:{tmp_path / 'empty'}", tmp_path=tmp_path)
     assert_usage_error(result, "train-images-idx3-ubyte")
+
+
+def test_a_command_is_a_module_and_a_line(monkeypatch):
+    """What adding a command takes: a module with register(subparsers) and its name in
+    fastnn.cli.COMMANDS; a command with its own parser (fastnn.book.main) gets every argument."""
+    import types
+
+    import fastnn.cli
+    from fastnn.cli import common
+
+    seen = []
+    echo = types.ModuleType("fastnn.cli.echo")
+    echo.register = lambda sub: common.add_passthrough(
+        sub, "echo", lambda argv: seen.append(argv) or 7, help="echo")
+    monkeypatch.setitem(sys.modules, "fastnn.cli.echo", echo)
+    monkeypatch.setattr(fastnn.cli, "COMMANDS", fastnn.cli.COMMANDS + ("echo",))
+    assert fastnn.cli.main(["echo", "--reference", "ch05/x.py", "-h", "--lr", "1"]) == 7
+    assert fastnn.cli.main(["echo"]) == 7
+    assert seen == [["--reference", "ch05/x.py", "-h", "--lr", "1"], []]
+    assert "echo" in fastnn.cli.build_parser().format_help()
 
 
 def test_no_command_and_help(tmp_path):

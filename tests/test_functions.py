@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
-from helpers import pending_fast
 
 # Any overflow, divide or invalid-value warning is a failure.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -22,7 +21,7 @@ finite_rows = hnp.arrays(
 
 def test_public_names(half, reference):
     missing = [name for name in reference.functions.__all__ if not hasattr(half.functions, name)]
-    assert missing == pending_fast(half, reference.functions.__all__)
+    assert missing == []
 
 
 # --------------------------------------------------------------------------- sigmoid, relu

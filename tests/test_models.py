@@ -6,7 +6,6 @@ import numpy as np
 import fastnn
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from helpers import pending_fast
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -51,7 +50,7 @@ def small_problem(seed=0, n=6, i=7, o=4):
 def test_public_names(half, reference):
     missing = [name for name in reference.models.__all__
                if not (hasattr(half.models, name) and hasattr(half, name))]
-    assert missing == pending_fast(half, reference.models.__all__)
+    assert missing == []
 
 
 # --------------------------------------------------------------------------- the seeds' loops

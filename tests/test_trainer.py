@@ -86,6 +86,38 @@ def test_network_trainer_is_the_books_loop(half, capsys, name, cls, epochs, batc
     assert len(losses) == int(epochs * max(len(x) / batch, 1))
 
 
+@pytest.mark.parametrize("extend", [
+    dict(),
+    dict(use_batchnorm=True),
+    dict(use_dropout=True, dropout_ration=0.2, use_batchnorm=True, weight_decay_lambda=0.1),
+], ids=["plain", "batchnorm", "dropout-batchnorm-decay"])
+def test_network_trainer_on_chapter_6_nets(half, capsys, extend):
+    """Chapter 6's use: MultiLayerNetExtend, weights and dropout masks from NumPy's global state
+    (no seed), as the book's scripts run it; then the same numbers on the other half."""
+    x, t, xt, tt = tiny_digits(half, n_train=200)
+    runs = {}
+    for lib in (half, fastnn.reference):
+        np.random.seed(3)
+        net = lib.MultiLayerNetExtend(64, [20, 15, 10], 10, **extend)
+        trainer = lib.Trainer(net, x, t, xt, tt, epochs=3, mini_batch_size=50,
+                              optimizer="momentum", optimizer_param={"lr": 0.05})
+        trainer.train()
+        runs[lib] = (capsys.readouterr().out.splitlines(), trainer)
+
+    np.random.seed(3)
+    net = half.MultiLayerNetExtend(64, [20, 15, 10], 10, **extend)
+    lines, losses, train_accs, test_accs = book_loop_v1(half, net, x, t, xt, tt, 3, 50,
+                                                        "Momentum", 0.05, None)
+    printed, trainer = runs[half]
+    assert printed == lines
+    assert trainer.train_loss_list == losses
+    assert trainer.train_acc_list == train_accs and len(train_accs) == 3  # steps 0, 4, 8
+    assert trainer.test_acc_list == test_accs
+    ref = runs[fastnn.reference][1]
+    np.testing.assert_allclose(trainer.train_loss_list, ref.train_loss_list, rtol=1e-9)
+    assert trainer.test_acc_list == ref.test_acc_list
+
+
 def test_network_trainer_same_numbers_on_both_halves(capsys):
     runs = []
     for half in (fastnn.reference, fastnn):
@@ -347,6 +379,8 @@ def test_trainer_bad_data(half):
     model = half.TwoLayerNet(64, 5, 10, seed=0)
     with pytest.raises(TypeError, match="update"):
         half.ModelTrainer(model, "SGD")
+    with pytest.raises(TypeError, match="e.g. SGD()"):
+        half.Trainer(model, half.SGD)  # the class, not an optimizer
     trainer = half.Trainer(model, half.SGD())
     before = [p.copy() for p in model.params]
     for kwargs, words in [(dict(batch_size=21), "batch_size 21 is larger than the 20"),

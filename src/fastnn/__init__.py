@@ -9,13 +9,13 @@ from .functions import (bias_grad, cross_entropy_error, gradient_descent, identi
                         numerical_diff, numerical_gradient, numerical_gradient_2d, relu, relu_grad,
                         sigmoid, sigmoid_grad, softmax, softmax_cross_entropy, softmax_loss,
                         step_function, sum_squared_error)
-from .layers import (Affine, BatchNormalization, Dropout, MatMul, Relu, Repeat, Sigmoid,
-                     SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
-from .models import (BaseModel, MultiLayerNet, MultiLayerNetExtend, TwoLayerNet, TwoLayerNetwork,
-                     gradient_check)
+from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
+                     Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
+from .models import (BaseModel, DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
+                     TwoLayerNet, TwoLayerNetwork, gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import ModelTrainer, NetworkTrainer, Trainer
-from .util import clip_grads, shuffle_dataset, smooth_curve
+from .util import clip_grads, col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve
 
 __all__ = (["set_num_threads", "get_num_threads"] + datasets.__all__ + functions.__all__
            + layers.__all__ + models.__all__ + optimizers.__all__ + trainer.__all__

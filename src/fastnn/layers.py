@@ -456,3 +456,9 @@ class BatchNormalization:
         self.grads[0] = dgamma.reshape(np.shape(self.params[0]))
         self.grads[1] = dbeta.reshape(np.shape(self.params[1]))
         return dx
+
+
+# Volume 1's convolution layers live in their own module; layers is their public namespace.
+from .conv import Convolution, Pooling  # noqa: E402
+
+__all__ += ["Convolution", "Pooling"]

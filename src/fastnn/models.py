@@ -292,3 +292,8 @@ class TwoLayerNetwork(_CompiledTwoLayer):
 
 # volume 1's networks of any depth (multilayer.py builds on this module's sparse helpers above)
 from .multilayer import MultiLayerNet, MultiLayerNetExtend  # noqa: E402
+
+# Volume 1's convolutional networks live in their own module; models is their public namespace.
+from .convnet import DeepConvNet, SimpleConvNet  # noqa: E402
+
+__all__ += ["SimpleConvNet", "DeepConvNet"]

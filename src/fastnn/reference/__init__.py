@@ -27,8 +27,7 @@ from .functions import (
 from .layers import (Affine, BatchNormalization, Convolution, Dropout, MatMul, Pooling, Relu,
                      Repeat, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss, Sum)
 from .models import (BaseModel, DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet,
-                     TwoLayerNet, TwoLayerNetwork,
-                     gradient_check)
+                     TwoLayerNet, TwoLayerNetwork, gradient_check)
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import ModelTrainer, NetworkTrainer, Trainer
 from .util import clip_grads, col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve

@@ -76,7 +76,8 @@ def _check_rows(name_x, x, name_t, t):
 
 
 class NetworkTrainer(Trainer):
-    """Volume 1's trainer: mini-batch training of a network with a params dict.
+    """Volume 1's trainer: mini-batch training of a network (volume 1's, with a params dict,
+    ``gradient`` and ``loss``; or, with ``gradient='backward'``, volume 2's).
 
     A step draws ``mini_batch_size`` row indices with replacement (``np.random.choice(train_size,
     mini_batch_size)`` from NumPy's global state, or ``rng.choice`` when ``rng`` -- a seed or a
@@ -104,14 +105,15 @@ class NetworkTrainer(Trainer):
     optimizer_classes = {"sgd": optimizers.SGD, "momentum": optimizers.Momentum,
                          "nesterov": optimizers.Nesterov, "adagrad": optimizers.AdaGrad,
                          "rmsprop": optimizers.RMSprop, "adam": optimizers.Adam}
-    gradients = ("gradient", "numerical_gradient", "backward")
-    _needs = {"gradient": ("gradient", "loss"), "numerical_gradient": ("numerical_gradient", "loss"),
-              "backward": ("forward", "backward")}
+    # gradient= -> the network's methods that a step calls
+    gradient_methods = {"gradient": ("gradient", "loss"),
+                        "numerical_gradient": ("numerical_gradient", "loss"),
+                        "backward": ("forward", "backward")}
 
+    # optimizer_param's default is the book's dict; it is only read, never changed
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
-                 optimizer="SGD", optimizer_param={"lr": 0.01},  # noqa: B006 -- the book's; never mutated
-                 evaluate_sample_num_per_epoch=None, verbose=True, *, rng=None,
-                 gradient="gradient"):
+                 optimizer="SGD", optimizer_param={"lr": 0.01}, evaluate_sample_num_per_epoch=None,
+                 verbose=True, *, rng=None, gradient="gradient"):
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer must be a name ({', '.join(self.optimizer_classes)}), "
                             f"got {type(optimizer).__name__}; Trainer(model, optimizer) with an "
@@ -119,9 +121,10 @@ class NetworkTrainer(Trainer):
         if optimizer.lower() not in self.optimizer_classes:
             raise ValueError(f"unknown optimizer {optimizer!r}: use one of "
                              f"{', '.join(self.optimizer_classes)}")
-        if gradient not in self.gradients:
-            raise ValueError(f"gradient must be one of {self.gradients}, got {gradient!r}")
-        for method in self._needs[gradient]:
+        if gradient not in self.gradient_methods:
+            raise ValueError(f"gradient must be one of {tuple(self.gradient_methods)}, got "
+                             f"{gradient!r}")
+        for method in self.gradient_methods[gradient]:
             if not callable(getattr(network, method, None)):
                 raise TypeError(f"gradient={gradient!r} needs network.{method}(), which "
                                 f"{type(network).__name__} does not have")
@@ -144,7 +147,7 @@ class NetworkTrainer(Trainer):
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.optimizer = self.optimizer_classes[optimizer.lower()](**optimizer_param)
         self.gradient = gradient
-        self._choice = np.random.choice if rng is None else np.random.default_rng(rng).choice
+        self._rng = None if rng is None else np.random.default_rng(rng)
 
         self.train_size = x_train.shape[0]
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
@@ -158,7 +161,10 @@ class NetworkTrainer(Trainer):
 
     def _update(self):
         """One mini-batch: gradients, the optimizer's update; returns the loss."""
-        batch_mask = self._choice(self.train_size, self.batch_size)
+        if self._rng is None:
+            batch_mask = np.random.choice(self.train_size, self.batch_size)
+        else:  # the numbers rng.choice(train_size, batch_size) draws, without its overhead
+            batch_mask = self._rng.integers(0, self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
         network = self.network
@@ -250,9 +256,9 @@ class ModelTrainer(Trainer):
     """
 
     def __init__(self, model, optimizer):
-        if not callable(getattr(optimizer, "update", None)):
-            raise TypeError(f"optimizer must have an update(params, grads) method, got "
-                            f"{type(optimizer).__name__}")
+        if isinstance(optimizer, type) or not callable(getattr(optimizer, "update", None)):
+            raise TypeError(f"optimizer must be an optimizer object with an update(params, "
+                            f"grads) method, e.g. SGD(), got {optimizer!r}")
         self.model = model
         self.optimizer = optimizer
         self.loss_list = []

@@ -1,0 +1,236 @@
+/* conv.c: im2col and its adjoint col2im in two layouts, and the elementwise work around the
+ * convolution's matrix product (sizes and layouts: conv.h).
+ *
+ * im2col   (N * Q, K): the book's util.im2col, row (n, oy, ox), column (c, ky, kx).
+ * im2col_t (K, N * Q): its transpose, written directly. With the input in (C, N, H, W) the
+ * convolution is then one matrix product W (FN, K) . col (K, N * Q) = y (FN, N * Q), which is the
+ * output in (FN, N, OH, OW); its backward is two more, dW = dy . col^T and dcol = W^T . dy. Each
+ * row of col_t is the input plane shifted by (ky, kx): contiguous copies when S = 1.
+ * col2im, col2im_t: the adjoints (overlapping windows accumulate). Each output plane (n, c) is
+ * zeroed, then its contributions are added filter position by filter position, (ky, kx) in order,
+ * as the book's col2im adds them: one thread owns a plane, so the sums do not depend on the thread
+ * count.
+ */
+#include "conv.h"
+
+static int threads_for(ptrdiff_t work)
+{
+    return work >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+}
+
+/* row (c, ky, kx) of col_t, sample i: the plane shifted by (ky - P, kx - P), zeros outside */
+static FASTNN_CLONES void im2col_t_row(const real *src, ptrdiff_t h, ptrdiff_t w, ptrdiff_t ky,
+                                       ptrdiff_t kx, ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
+                                       ptrdiff_t ow, real *dst)
+{
+    ptrdiff_t oy0, oy1, ox0, ox1;
+    conv_valid_range(h, oh, ky - p, s, &oy0, &oy1);
+    conv_valid_range(w, ow, kx - p, s, &ox0, &ox1);
+    memset(dst, 0, (size_t)(oy0 * ow) * sizeof *dst);
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+        real *d = dst + oy * ow;
+        const real *r = src + (oy * s + ky - p) * w; /* the input row, in bounds */
+        ptrdiff_t base = kx - p;                      /* + ox * s is in [0, w) for ox in [ox0, ox1) */
+        for (ptrdiff_t ox = 0; ox < ox0; ox++)
+            d[ox] = 0;
+        if (s == 1)
+            memcpy(d + ox0, r + base + ox0, (size_t)(ox1 - ox0) * sizeof *d);
+        else
+            for (ptrdiff_t ox = ox0; ox < ox1; ox++)
+                d[ox] = r[base + ox * s];
+        for (ptrdiff_t ox = ox1; ox < ow; ox++)
+            d[ox] = 0;
+    }
+    memset(dst + oy1 * ow, 0, (size_t)((oh - oy1) * ow) * sizeof *dst);
+}
+
+void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *col)
+{
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
+    ptrdiff_t rows = c * fh * fw * n; /* (k, i) pairs, each Q elements of col_t */
+    int nt = threads_for(rows * q);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        ptrdiff_t k = r / n, i = r % n;
+        ptrdiff_t j = k / (fh * fw), ky = k / fw % fh, kx = k % fw;
+        im2col_t_row(x + conv_plane(i, j, n, c, h * w, cnhw), h, w, ky, kx, s, p, oh, ow,
+                     col + k * (n * q) + i * q);
+    }
+}
+
+/* rows (i, oy, *) of the book's col: for each ox, the window's K values in (c, ky, kx) order */
+static FASTNN_CLONES void im2col_rows(const real *x, ptrdiff_t i, ptrdiff_t oy, ptrdiff_t n,
+                                      ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw, ptrdiff_t fh,
+                                      ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t ow,
+                                      real *dst)
+{
+    for (ptrdiff_t ox = 0; ox < ow; ox++) {
+        ptrdiff_t kx0, kx1; /* filter columns whose input column is in bounds */
+        conv_valid_range(w, fw, ox * s - p, 1, &kx0, &kx1);
+        for (ptrdiff_t j = 0; j < c; j++) {
+            const real *plane = x + conv_plane(i, j, n, c, h * w, cnhw);
+            for (ptrdiff_t ky = 0; ky < fh; ky++, dst += fw) {
+                ptrdiff_t iy = oy * s + ky - p;
+                if (iy < 0 || iy >= h) {
+                    for (ptrdiff_t kx = 0; kx < fw; kx++)
+                        dst[kx] = 0;
+                    continue;
+                }
+                const real *r = plane + iy * w;
+                ptrdiff_t base = ox * s - p;
+                for (ptrdiff_t kx = 0; kx < kx0; kx++)
+                    dst[kx] = 0;
+                for (ptrdiff_t kx = kx0; kx < kx1; kx++)
+                    dst[kx] = r[base + kx];
+                for (ptrdiff_t kx = kx1; kx < fw; kx++)
+                    dst[kx] = 0;
+            }
+        }
+    }
+}
+
+void FN(im2col)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
+                ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *col)
+{
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, k = c * fh * fw;
+    int nt = threads_for(n * oh * ow * k);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < n * oh; r++)
+        im2col_rows(x, r / oh, r % oh, n, c, h, w, cnhw, fh, fw, s, p, ow, col + r * ow * k);
+}
+
+/* plane (i, j) of dx += every window's share: src(ky, kx) holds the (OH, OW) values of filter
+ * position (ky, kx), element (oy, ox) at src(ky, kx)[oy * ystep + ox * xstep] */
+static FASTNN_CLONES void col2im_plane(const real *src, ptrdiff_t kstep, ptrdiff_t ystep,
+                                       ptrdiff_t xstep, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh,
+                                       ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
+                                       ptrdiff_t ow, real *plane)
+{
+    memset(plane, 0, (size_t)(h * w) * sizeof *plane);
+    for (ptrdiff_t ky = 0; ky < fh; ky++) {
+        ptrdiff_t oy0, oy1;
+        conv_valid_range(h, oh, ky - p, s, &oy0, &oy1);
+        for (ptrdiff_t kx = 0; kx < fw; kx++) {
+            ptrdiff_t ox0, ox1;
+            conv_valid_range(w, ow, kx - p, s, &ox0, &ox1);
+            const real *sk = src + (ky * fw + kx) * kstep;
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+                real *r = plane + (oy * s + ky - p) * w;
+                const real *v = sk + oy * ystep;
+                ptrdiff_t base = kx - p;
+                if (s == 1 && xstep == 1)
+                    for (ptrdiff_t ox = ox0; ox < ox1; ox++)
+                        r[base + ox] += v[ox];
+                else
+                    for (ptrdiff_t ox = ox0; ox < ox1; ox++)
+                        r[base + ox * s] += v[ox * xstep];
+            }
+        }
+    }
+}
+
+void FN(col2im_t)(const real *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *dx)
+{
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
+    int nt = threads_for(c * fh * fw * n * q);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < n * c; r++) {
+        ptrdiff_t i = r % n, j = r / n; /* filter row k = (j, ky, kx), column block i */
+        col2im_plane(col + j * fh * fw * (n * q) + i * q, n * q, ow, 1, h, w, fh, fw, s, p, oh,
+                     ow, dx + conv_plane(i, j, n, c, h * w, cnhw));
+    }
+}
+
+void FN(col2im)(const real *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
+                ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *dx)
+{
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, k = c * fh * fw;
+    int nt = threads_for(n * oh * ow * k);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < n * c; r++) {
+        ptrdiff_t i = r / c, j = r % c; /* row (i, oy, ox), columns (j, ky, kx) */
+        col2im_plane(col + i * oh * ow * k + j * fh * fw, 1, ow * k, k, h, w, fh, fw, s, p, oh,
+                     ow, dx + conv_plane(i, j, n, c, h * w, cnhw));
+    }
+}
+
+/* ------------------------------------------------------------------ around the product */
+
+/* dst (B, A, Q) <- src (A, B, Q) with its outer axes swapped, + bias[a] when bias is not NULL:
+ * the product's (FN, N, Q) output to the book's (N, FN, Q) with the bias added, and back */
+void FN(swap_outer)(const real *src, ptrdiff_t a, ptrdiff_t b, ptrdiff_t q, const real *bias,
+                    real *dst)
+{
+    int nt = threads_for(a * b * q);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < a * b; r++) {
+        ptrdiff_t i = r / a, j = r % a; /* dst block (i, j) is src block (j, i) */
+        const real *from = src + (j * b + i) * q;
+        real *to = dst + r * q;
+        if (bias) {
+            real v = bias[j];
+            for (ptrdiff_t e = 0; e < q; e++)
+                to[e] = from[e] + v;
+        } else {
+            memcpy(to, from, (size_t)q * sizeof *to);
+        }
+    }
+}
+
+/* ReLU keeps NaN, as the book's Relu does (its mask x <= 0 is false for NaN) */
+static inline real relu_of(real v)
+{
+    return !(v <= 0) ? v : 0;
+}
+
+static FASTNN_CLONES void bias_act_row(real *y, real b, ptrdiff_t len, int relu)
+{
+    if (relu)
+        for (ptrdiff_t e = 0; e < len; e++)
+            y[e] = relu_of(y[e] + b);
+    else
+        for (ptrdiff_t e = 0; e < len; e++)
+            y[e] += b;
+}
+
+/* y (rows, len) <- act(y + b[row]), act = ReLU or the identity: the convolution's bias (one per
+ * filter, a row of its (FN, N * Q) output) and the ReLU after it, in one pass */
+void FN(conv_bias_act)(real *y, const real *b, ptrdiff_t rows, ptrdiff_t len, int relu)
+{
+    int nt = threads_for(rows * len);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < rows; r++)
+        bias_act_row(y + r * len, b[r], len, relu);
+}
+
+/* the row's sum in float64 over 8 interleaved partial sums (a fixed order: vectorisable, and the
+ * same for any thread count), after dy <- 0 where y <= 0 when y is not NULL */
+static FASTNN_CLONES double act_backward_row(real *dy, const real *y, ptrdiff_t len)
+{
+    double acc[8] = {0};
+    if (y)
+        for (ptrdiff_t e = 0; e < len; e++)
+            dy[e] = !(y[e] <= 0) ? dy[e] : 0; /* the Relu layer's mask: y <= 0 iff x <= 0 */
+    ptrdiff_t e = 0;
+    for (; e + 8 <= len; e += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += dy[e + l];
+    double sum = 0;
+    for (; e < len; e++)
+        sum += dy[e];
+    for (int l = 0; l < 8; l++)
+        sum += acc[l];
+    return sum;
+}
+
+/* Backward of conv_bias_act: dy (rows, len) <- dy * relu'(y) in place (y the forward's output;
+ * NULL: no ReLU), db[row] <- the row sums of the new dy */
+void FN(conv_act_backward_bias)(real *dy, const real *y, ptrdiff_t rows, ptrdiff_t len, real *db)
+{
+    int nt = threads_for(rows * len);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t r = 0; r < rows; r++)
+        db[r] = (real)act_backward_row(dy + r * len, y ? y + r * len : NULL, len);
+}

@@ -1,0 +1,250 @@
+# The convolutional layers: im2col / col2im in two layouts, the bias + ReLU around the
+# convolution's matrix product, max pooling (csrc/conv.c, csrc/pooling.c, declared in conv.h).
+#
+# A batch of planes is (N, C, H, W), or (C, N, H, W) when cnhw is true: the array's own shape
+# says which sizes are which. Every entry checks dtypes, sizes, contiguity and writability of what
+# it hands to C, the stride (>= 1), the pad (>= 0) and that the window fits the padded plane.
+
+from libc.stdint cimport int32_t
+
+cdef extern from "conv.h" nogil:
+    void im2col_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                    int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, double *col)
+    void im2col_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                    int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *col)
+    void im2col_t_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                      double *col)
+    void im2col_t_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *col)
+    void col2im_f64(const double *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                    int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, double *dx)
+    void col2im_f32(const float *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                    int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *dx)
+    void col2im_t_f64(const double *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                      double *dx)
+    void col2im_t_f32(const float *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *dx)
+    void swap_outer_f64(const double *src, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
+                        const double *bias, double *dst)
+    void swap_outer_f32(const float *src, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
+                        const float *bias, float *dst)
+    void conv_bias_act_f64(double *y, const double *b, Py_ssize_t rows, Py_ssize_t len, int relu)
+    void conv_bias_act_f32(float *y, const float *b, Py_ssize_t rows, Py_ssize_t len, int relu)
+    void conv_act_backward_bias_f64(double *dy, const double *y, Py_ssize_t rows, Py_ssize_t len,
+                                    double *db)
+    void conv_act_backward_bias_f32(float *dy, const float *y, Py_ssize_t rows, Py_ssize_t len,
+                                    float *db)
+    void maxpool_forward_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
+                             Py_ssize_t w, int x_cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s,
+                             Py_ssize_t p, double *out, int32_t *arg, int out_cnhw)
+    void maxpool_forward_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
+                             Py_ssize_t w, int x_cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s,
+                             Py_ssize_t p, float *out, int32_t *arg, int out_cnhw)
+    Py_ssize_t maxpool_backward_f64(const double *dout, const int32_t *arg, Py_ssize_t n,
+                                    Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, int x_cnhw,
+                                    Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                                    double *dx, int out_cnhw)
+    Py_ssize_t maxpool_backward_f32(const float *dout, const int32_t *arg, Py_ssize_t n,
+                                    Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, int x_cnhw,
+                                    Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                                    float *dx, int out_cnhw)
+
+
+cdef struct Geometry:
+    Py_ssize_t n, c, h, w, fh, fw, s, p, oh, ow
+
+
+cdef Geometry _geometry(cnp.ndarray x, str name, bint cnhw, Py_ssize_t fh, Py_ssize_t fw,
+                        Py_ssize_t s, Py_ssize_t p) except *:
+    """The sizes of a 4-D batch of planes x and of its windows' outputs, checked."""
+    cdef Geometry g
+    if cnp.PyArray_NDIM(x) != 4:
+        raise ValueError(f"{name}: expected 4-D, got shape {(<object> x).shape}")
+    if s < 1 or p < 0 or fh < 1 or fw < 1:
+        raise ValueError(f"window {fh}x{fw}, stride {s}, pad {p}: need sizes and stride >= 1, "
+                         f"pad >= 0")
+    g.n, g.c = cnp.PyArray_DIM(x, 1 if cnhw else 0), cnp.PyArray_DIM(x, 0 if cnhw else 1)
+    g.h, g.w = cnp.PyArray_DIM(x, 2), cnp.PyArray_DIM(x, 3)
+    g.fh, g.fw, g.s, g.p = fh, fw, s, p
+    if g.n == 0 or g.c == 0 or g.h == 0 or g.w == 0:
+        raise ValueError(f"{name}: empty batch of planes, shape {(<object> x).shape}")
+    if fh > g.h + 2 * p or fw > g.w + 2 * p:
+        raise ValueError(f"window {fh}x{fw} larger than the padded input "
+                         f"{g.h + 2 * p}x{g.w + 2 * p} ({name} shape {(<object> x).shape}, pad {p})")
+    g.oh, g.ow = (g.h + 2 * p - fh) // s + 1, (g.w + 2 * p - fw) // s + 1
+    return g
+
+
+def im2col(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
+           Py_ssize_t pad, cnp.ndarray col not None, bint transposed=False, bint cnhw=False):
+    """col <- the windows of x: (N * OH * OW, C * FH * FW) as the book's im2col, or its transpose
+    (C * FH * FW, N * OH * OW) when transposed. x (N, C, H, W), or (C, N, H, W) when cnhw."""
+    cdef int typenum = _float_array(x, "x")
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
+    _like(col, "col", typenum, g.n * g.oh * g.ow * g.c * fh * fw, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pc = cnp.PyArray_DATA(col)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            if transposed:
+                im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+            else:
+                im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+        else:
+            if transposed:
+                im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+            else:
+                im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+
+
+def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_ssize_t fw,
+           Py_ssize_t stride, Py_ssize_t pad, bint transposed=False, bint cnhw=False):
+    """dx <- im2col's adjoint applied to col (overlaps accumulate); col and dx as in im2col, dx
+    overwritten."""
+    cdef int typenum = _float_array(dx, "dx", True)
+    cdef Geometry g = _geometry(dx, "dx", cnhw, fh, fw, stride, pad)
+    _like(col, "col", typenum, g.n * g.oh * g.ow * g.c * fh * fw, False)
+    cdef void *pc = cnp.PyArray_DATA(col)
+    cdef void *px = cnp.PyArray_DATA(dx)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            if transposed:
+                col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+            else:
+                col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+        else:
+            if transposed:
+                col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+            else:
+                col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+
+
+def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray bias=None):
+    """dst (B, A, ...) <- src (A, B, ...) with its two outer axes swapped, + bias[a] (bias (A,),
+    optional)."""
+    cdef int typenum = _float_array(src, "src")
+    if cnp.PyArray_NDIM(src) < 2:
+        raise ValueError(f"src: expected at least 2-D, got shape {(<object> src).shape}")
+    cdef Py_ssize_t a = cnp.PyArray_DIM(src, 0), b = cnp.PyArray_DIM(src, 1)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(src)
+    _like(dst, "dst", typenum, size, True)
+    cdef void *pb = NULL
+    if bias is not None:
+        _like(bias, "bias", typenum, a, False)
+        pb = cnp.PyArray_DATA(bias)
+    if size == 0:
+        return
+    cdef Py_ssize_t q = size // (a * b)
+    cdef void *ps = cnp.PyArray_DATA(src)
+    cdef void *pd = cnp.PyArray_DATA(dst)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            swap_outer_f64(<double *> ps, a, b, q, <double *> pb, <double *> pd)
+        else:
+            swap_outer_f32(<float *> ps, a, b, q, <float *> pb, <float *> pd)
+
+
+def conv_bias_act(cnp.ndarray y not None, cnp.ndarray b not None, bint relu):
+    """y (FN, ...) <- act(y + b[f]) in place, per row f; act ReLU or the identity; b (FN,)."""
+    cdef int typenum = _float_array(y, "y", True)
+    if cnp.PyArray_NDIM(y) < 1:
+        raise ValueError("y: expected at least 1-D")
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(y, 0), size = cnp.PyArray_SIZE(y)
+    _like(b, "b", typenum, rows, False)
+    if size == 0:
+        return
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef void *pb = cnp.PyArray_DATA(b)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            conv_bias_act_f64(<double *> py, <double *> pb, rows, size // rows, relu)
+        else:
+            conv_bias_act_f32(<float *> py, <float *> pb, rows, size // rows, relu)
+
+
+def conv_act_backward_bias(cnp.ndarray dy not None, cnp.ndarray y, cnp.ndarray db not None):
+    """dy (FN, ...) <- dy where y > 0 (or NaN), else 0, in place, when y (conv_bias_act's ReLU
+    output, dy's size) is given; db (FN,) <- the row sums of dy (float64 accumulation)."""
+    cdef int typenum = _float_array(dy, "dy", True)
+    if cnp.PyArray_NDIM(dy) < 1:
+        raise ValueError("dy: expected at least 1-D")
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(dy, 0), size = cnp.PyArray_SIZE(dy)
+    _like(db, "db", typenum, rows, True)
+    cdef void *pz = NULL
+    if y is not None:
+        _like(y, "y", typenum, size, False)
+        pz = cnp.PyArray_DATA(y)
+    if size == 0:
+        (<object> db)[...] = 0
+        return
+    cdef void *pd = cnp.PyArray_DATA(dy)
+    cdef void *pb = cnp.PyArray_DATA(db)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            conv_act_backward_bias_f64(<double *> pd, <double *> pz, rows, size // rows, <double *> pb)
+        else:
+            conv_act_backward_bias_f32(<float *> pd, <float *> pz, rows, size // rows, <float *> pb)
+
+
+cdef _pool_outputs(Geometry g, cnp.ndarray out, cnp.ndarray arg, int typenum, bint out_cnhw,
+                   bint writable):
+    """Checks out (pooled values, x's dtype) and arg (int32 window indices): OH x OW planes in
+    out's layout."""
+    shape = (g.c, g.n, g.oh, g.ow) if out_cnhw else (g.n, g.c, g.oh, g.ow)
+    if (<object> out).shape != shape:
+        raise ValueError(f"pooled values: expected shape {shape}, got {(<object> out).shape}")
+    _like(out, "pooled values", typenum, g.n * g.c * g.oh * g.ow, writable)
+    if (cnp.PyArray_TYPE(arg) != cnp.NPY_INT32 or not cnp.PyArray_ISNOTSWAPPED(arg)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arg) or not cnp.PyArray_ISALIGNED(arg)):
+        raise TypeError(f"arg: expected contiguous int32, got dtype {(<object> arg).dtype}")
+    if (<object> arg).shape != shape:
+        raise ValueError(f"arg: expected shape {shape}, got {(<object> arg).shape}")
+    if writable and not cnp.PyArray_ISWRITEABLE(arg):
+        raise ValueError("arg: output array is read-only")
+
+
+def maxpool_forward(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
+                    Py_ssize_t pad, cnp.ndarray out not None, cnp.ndarray arg not None,
+                    bint x_cnhw=False, bint out_cnhw=False):
+    """out <- the maximum of each FH x FW window of x, arg <- its index in the window (int32).
+    x (N, C, H, W) or (C, N, H, W) (x_cnhw); out and arg (N, C, OH, OW) or (C, N, OH, OW)."""
+    cdef int typenum = _float_array(x, "x")
+    cdef Geometry g = _geometry(x, "x", x_cnhw, fh, fw, stride, pad)
+    if fh * fw > 2 ** 31 - 1:
+        raise ValueError(f"pooling window {fh}x{fw} too large")
+    _pool_outputs(g, out, arg, typenum, out_cnhw, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *po = cnp.PyArray_DATA(out)
+    cdef int32_t *pa = <int32_t *> cnp.PyArray_DATA(arg)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            maxpool_forward_f64(<double *> px, g.n, g.c, g.h, g.w, x_cnhw, fh, fw, stride, pad,
+                                <double *> po, pa, out_cnhw)
+        else:
+            maxpool_forward_f32(<float *> px, g.n, g.c, g.h, g.w, x_cnhw, fh, fw, stride, pad,
+                                <float *> po, pa, out_cnhw)
+
+
+def maxpool_backward(cnp.ndarray dout not None, cnp.ndarray arg not None, cnp.ndarray dx not None,
+                     Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride, Py_ssize_t pad,
+                     bint x_cnhw=False, bint out_cnhw=False):
+    """dx <- dout routed to each window's arg (overlaps accumulate); dx overwritten, shaped as
+    maxpool_forward's x, dout and arg as its out and arg."""
+    cdef int typenum = _float_array(dx, "dx", True)
+    cdef Geometry g = _geometry(dx, "dx", x_cnhw, fh, fw, stride, pad)
+    _pool_outputs(g, dout, arg, typenum, out_cnhw, False)
+    cdef void *pd = cnp.PyArray_DATA(dout)
+    cdef void *px = cnp.PyArray_DATA(dx)
+    cdef const int32_t *pa = <int32_t *> cnp.PyArray_DATA(arg)
+    cdef Py_ssize_t bad
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            bad = maxpool_backward_f64(<double *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
+                                       stride, pad, <double *> px, out_cnhw)
+        else:
+            bad = maxpool_backward_f32(<float *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
+                                       stride, pad, <float *> px, out_cnhw)
+    if bad:
+        raise ValueError(f"maxpool_backward: {bad} window indices outside the {fh}x{fw} window")

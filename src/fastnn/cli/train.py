@@ -1,0 +1,498 @@
+"""``fastnn train``: the book's training loop on the bundled digits (or spiral, or MNIST files),
+with a progress bar, the accuracy after every epoch and a summary.
+
+The loop is the library's: volume 1's ``Trainer`` of each half (``fastnn`` and
+``fastnn.reference``), so ``--compare`` times the same Python around different libraries. This
+module draws the progress bar, evaluates and reports at the end of each epoch, and plots. A step,
+by model and ``--grad``:
+
+- twolayer, backprop (volume 2, seed 000): ``loss = model.forward(x, t); model.backward();
+  optimizer.update(model.params, model.grads)`` on ``TwoLayerNet``;
+- twolayer, numerical (volume 1, seed 002): ``grads = model.numerical_gradient(x, t);
+  optimizer.update(model.params, grads); loss = model.loss(x, t)`` on ``TwoLayerNetwork``;
+- multilayer (volume 1, chapter 6): the book's Trainer step, ``grads = model.gradient(x, t)`` (or
+  ``numerical_gradient``), the update, then ``loss = model.loss(x, t)``, on ``MultiLayerNet``, or
+  ``MultiLayerNetExtend`` with ``--batchnorm`` or ``--dropout``.
+
+Mini-batches are drawn with replacement, as the book's ``np.random.choice(train_size,
+batch_size)`` does, from a generator seeded by ``--seed`` (the same batches for both halves); an
+epoch is ``ceil(train_size / batch_size)`` steps.
+"""
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..reference.trainer import NetworkTrainer
+from .common import (DEFAULT_ACTIVATION, DEFAULT_DTYPE, DEFAULT_HIDDEN, UsageError, accuracy,
+                     add_data_option, add_threads_option, copy_params, describe_model, layer_sizes,
+                     libraries, load_data, nonnegative_int, param_arrays, path, positive_float,
+                     positive_int, progress, set_command, threads)
+
+# --optimizer name -> the optimizer's class name (the same in fastnn and fastnn.reference)
+OPTIMIZERS = {name: cls.__name__ for name, cls in NetworkTrainer.optimizer_classes.items()}
+# Learning rates that reach 96-99% on the digits in the default 20000 steps. 0.1 (the book's
+# chapter 4 value) is too large for the adaptive RMSprop and Adam: 91-97% there, 98-99% at 0.01.
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.1,
+              "rmsprop": 0.01, "adam": 0.01}
+DEFAULT_ITERS = 20000       # SGD lr 0.1 on the digits: ~96.4% test accuracy for every seed tried
+DEFAULT_HIDDEN_LIST = (100, 100, 100, 100)
+DEFAULT_MULTILAYER_ACTIVATION = "relu"  # the book's MultiLayerNet default
+DEFAULT_INIT = {"twolayer": 0.01, "multilayer": "he"}
+INIT_NAMES = ("he", "xavier", "relu", "sigmoid")  # the book's 'relu' is he, 'sigmoid' xavier
+# Trainer's gradient= for each (--model, --grad)
+GRADIENT = {("twolayer", "backprop"): "backward",
+            ("twolayer", "numerical"): "numerical_gradient",
+            ("multilayer", "backprop"): "gradient",
+            ("multilayer", "numerical"): "numerical_gradient"}
+
+
+# --------------------------------------------------------------------------- argument types
+
+def hidden_sizes(text):
+    """--hidden: 'N' or 'N,N,...' positive integers -> a tuple."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or a comma-separated list of them, got {text!r}")
+    return sizes
+
+
+def init_spec(text):
+    """--init: he, xavier (or the book's relu, sigmoid), or a positive number."""
+    if text in INIT_NAMES:
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(INIT_NAMES)} or a positive number, got {text!r}") from None
+
+
+def dropout_ratio(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a ratio in [0, 1), got {text!r}")
+    return value
+
+
+def nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train the two-layer net (digits by default) or a multi-layer net",
+        description="Train the book's two-layer net (or chapter 6's multi-layer net) with a "
+        "progress bar; prints loss and train/test accuracy every few epochs and a summary "
+        "(test accuracy, wall time, steps/s).")
+    data = parser.add_argument_group("data and model")
+    add_data_option(data)
+    data.add_argument("--model", choices=("twolayer", "multilayer"), default="twolayer",
+                      help="twolayer (default: TwoLayerNet, or TwoLayerNetwork with --grad "
+                      "numerical) or multilayer (chapter 6's MultiLayerNet, "
+                      "MultiLayerNetExtend with --batchnorm or --dropout)")
+    data.add_argument("--hidden", type=hidden_sizes, metavar="N[,N...]",
+                      help=f"hidden units (default {DEFAULT_HIDDEN}); multilayer: one size per "
+                      f"hidden layer (default {','.join(map(str, DEFAULT_HIDDEN_LIST))})")
+    data.add_argument("--activation", choices=("sigmoid", "relu"),
+                      help=f"hidden activation (default {DEFAULT_ACTIVATION}; multilayer "
+                      f"{DEFAULT_MULTILAYER_ACTIVATION})")
+    data.add_argument("--dtype", choices=("float64", "float32"),
+                      help=f"parameter dtype (default {DEFAULT_DTYPE})")
+    init = data.add_mutually_exclusive_group()
+    init.add_argument("--init", type=init_spec, metavar="{he,xavier,S}",
+                      help="initial weights: S * standard normal, or multilayer's he "
+                      "(sqrt(2/n), the book's 'relu') or xavier (sqrt(1/n), 'sigmoid'), n the "
+                      "layer's input size (default 0.01, the book's; multilayer he)")
+    init.add_argument("--weight-init-std", type=positive_float, dest="init", metavar="S",
+                      help="the same as --init S")
+    data.add_argument("--batchnorm", action="store_true",
+                      help="multilayer: batch normalization after every hidden Affine")
+    data.add_argument("--dropout", type=dropout_ratio, default=0.0, metavar="RATIO",
+                      help="multilayer: dropout of this ratio after every hidden activation "
+                      "(default 0: none)")
+    data.add_argument("--weight-decay", type=nonnegative_float, default=0.0, metavar="LAMBDA",
+                      help="multilayer: L2 weight decay lambda (default 0)")
+    data.add_argument("--seed", type=nonnegative_int, default=0,
+                      help="seeds the initial weights, the mini-batches and the dropout masks "
+                      "(default 0)")
+
+    loop = parser.add_argument_group("training")
+    length = loop.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=nonnegative_int, metavar="N",
+                        help=f"training steps (default {DEFAULT_ITERS}; 0 with --load)")
+    length.add_argument("--epochs", type=nonnegative_int, metavar="N",
+                        help="training epochs of ceil(train size / batch size) steps")
+    loop.add_argument("--batch-size", type=positive_int, default=100, metavar="N",
+                      help="mini-batch size (default 100)")
+    loop.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
+                      help="update rule (default sgd)")
+    loop.add_argument("--lr", type=positive_float, metavar="LR",
+                      help="learning rate (default 0.1; 0.01 for rmsprop and adam)")
+    loop.add_argument("--grad", choices=("backprop", "numerical"), default="backprop",
+                      help="backprop (default) or numerical gradients (twolayer: volume 1's "
+                      "TwoLayerNetwork.numerical_gradient; slow on the reference, very slow "
+                      "for multilayer)")
+
+    add_threads_option(loop)
+
+    which = loop.add_mutually_exclusive_group()
+    which.add_argument("--reference", action="store_true",
+                       help="run fastnn.reference (pure NumPy) instead of fastnn")
+    which.add_argument("--compare", action="store_true",
+                       help="run fastnn, then the reference from the same start; print the "
+                       "speed-up")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--print-every", type=positive_int, metavar="EPOCHS",
+                     help="print accuracy every EPOCHS epochs (default: about 10 lines)")
+    out.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bar")
+    out.add_argument("--plot", type=path, metavar="FILE.png",
+                     help="save loss and accuracy curves (needs matplotlib)")
+    out.add_argument("--save", type=path, metavar="FILE.npz",
+                     help="save the trained parameters")
+    out.add_argument("--load", type=path, metavar="FILE.npz",
+                     help="start from saved parameters: evaluate, and train on if --iters or "
+                     "--epochs is given (optimizer state starts afresh)")
+    set_command(parser, run)
+
+
+# --------------------------------------------------------------------------- runs
+
+@dataclass
+class Run:
+    """What one training run produced."""
+
+    label: str
+    model: object
+    losses: np.ndarray = None                           # one per step
+    epoch_steps: list = field(default_factory=list)     # step count at each evaluation
+    train_acc: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+    train_seconds: float = 0.0                          # the steps alone
+    eval_seconds: float = 0.0                           # the accuracy evaluations
+    wall_seconds: float = 0.0
+
+    @property
+    def steps(self):
+        return len(self.losses)
+
+
+def _in_dtype(x, dtype, max_bytes=64 << 20):
+    """x in the model's dtype once rather than batch by batch (the same numbers: float32 pixels
+    convert exactly), unless the copy would be big (MNIST's training set in float64: 376 MB)."""
+    return x.astype(dtype) if x.size * np.dtype(dtype).itemsize <= max_bytes else x
+
+
+def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every):
+    """Volume 1's Trainer on one model; evaluates at every epoch end, prints every print_every."""
+    x_train, t_train = _in_dtype(data.x_train, args.dtype), data.t_train.astype(np.int64)
+    x_test, t_test = _in_dtype(data.x_test, args.dtype), data.t_test.astype(np.int64)
+    numerical = args.grad == "numerical"
+    n_epochs = math.ceil(n_iters / steps_per_epoch)
+    run = Run(label, model)
+    width = len(str(n_epochs))
+
+    def evaluate(step):
+        start = time.perf_counter()
+        run.epoch_steps.append(step)
+        run.train_acc.append(accuracy(model, x_train, t_train))
+        run.test_acc.append(accuracy(model, x_test, t_test))
+        run.eval_seconds += time.perf_counter() - start
+
+    def report(epoch, step, loss):
+        return (f"[{label}] epoch {epoch:{width}d}/{n_epochs}  step {step:{len(str(n_iters))}d}  "
+                f"loss {loss:.4f}  train acc {run.train_acc[-1]:.4f}  "
+                f"test acc {run.test_acc[-1]:.4f}")
+
+    wall_start = time.perf_counter()
+    if n_iters == 0:
+        run.losses = np.empty(0)
+        evaluate(0)
+        print(f"[{label}] no training steps: train acc {run.train_acc[-1]:.4f}  "
+              f"test acc {run.test_acc[-1]:.4f}", flush=True)
+        run.wall_seconds = time.perf_counter() - wall_start
+        return run
+
+    trainer = lib.NetworkTrainer(
+        model, x_train, t_train, x_test, t_test, mini_batch_size=args.batch_size,
+        optimizer=args.optimizer, optimizer_param={"lr": args.lr}, verbose=False,
+        rng=np.random.default_rng([args.seed, 1]),  # the same batches for both halves
+        gradient=GRADIENT[args.model, args.grad])
+    losses = trainer.train_loss_list
+
+    bar = progress(n_iters, label, args.progress)
+    bar_every = 1 if numerical else 10  # tqdm.update costs microseconds: not every fast step
+    step_start = time.perf_counter()
+    epoch_start = 0
+    try:
+        for step, loss in enumerate(trainer.steps(n_iters), 1):
+            if step % bar_every == 0:
+                bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+                bar.update(bar_every)
+            if numerical and step == 1:
+                _warn_if_slow(bar, label, time.perf_counter() - step_start, n_iters)
+
+            if step % steps_per_epoch == 0 or step == n_iters:
+                run.train_seconds += time.perf_counter() - step_start
+                epoch = math.ceil(step / steps_per_epoch)
+                evaluate(step)
+                if epoch % print_every == 0 or step == n_iters:
+                    mean = float(np.mean(np.asarray(losses[epoch_start:step], dtype=np.float64)))
+                    bar.write(report(epoch, step, mean), file=sys.stdout)
+                epoch_start = step
+                step_start = time.perf_counter()
+        bar.update(n_iters % bar_every)
+    finally:
+        bar.close()
+    run.losses = np.asarray(losses, dtype=np.float64)
+    run.wall_seconds = time.perf_counter() - wall_start
+    return run
+
+
+def _warn_if_slow(bar, label, first_step_seconds, n_iters):
+    projected = first_step_seconds * n_iters
+    if projected > 60:
+        bar.write(f"[{label}] note: one numerical-gradient step took {first_step_seconds:.2f} s; "
+                  f"{n_iters} steps will take about {_fmt_duration(projected)} "
+                  f"(--iters sets fewer)", file=sys.stderr)
+
+
+def _fmt_duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _summary(run):
+    acc = f"test accuracy {run.test_acc[-1] * 100:.2f}% (train {run.train_acc[-1] * 100:.2f}%)"
+    if run.steps == 0:
+        return f"[{run.label}] {acc}; evaluation {run.eval_seconds:.2f} s"
+    rate = run.steps / run.train_seconds
+    rate = f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+    return (f"[{run.label}] {acc}; wall time {run.wall_seconds:.2f} s: {run.steps} steps in "
+            f"{run.train_seconds:.2f} s = {rate} steps/s, evaluation {run.eval_seconds:.2f} s")
+
+
+# --------------------------------------------------------------------------- models
+
+def _resolve_args(parser, args):
+    """Fill the defaults that depend on other options; parser.error on what cannot work."""
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    if args.model == "twolayer":
+        for option, given in (("--batchnorm", args.batchnorm), ("--dropout", args.dropout),
+                              ("--weight-decay", args.weight_decay)):
+            if given:
+                parser.error(f"{option} needs --model multilayer")
+        if args.hidden is not None and len(args.hidden) > 1:
+            parser.error(f"--hidden {','.join(map(str, args.hidden))}: the two-layer net has "
+                         f"one hidden layer (--model multilayer takes a list)")
+        if isinstance(args.init, str):
+            parser.error(f"--init {args.init} needs --model multilayer (the two-layer net "
+                         f"takes a number)")
+        if args.init is None:
+            args.init = DEFAULT_INIT["twolayer"]
+    else:
+        if args.load is not None or args.save is not None:
+            parser.error("--save and --load are for --model twolayer")
+        args.hidden = args.hidden or DEFAULT_HIDDEN_LIST
+        args.activation = args.activation or DEFAULT_MULTILAYER_ACTIVATION
+        args.dtype = args.dtype or DEFAULT_DTYPE
+        if args.init is None:
+            args.init = DEFAULT_INIT["multilayer"]
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib, which is not installed "
+                         "(pip install 'fastnn[cli]' or pip install matplotlib)")
+    for option, file in (("--plot", args.plot), ("--save", args.save)):
+        if file is not None and not file.resolve().parent.is_dir():
+            parser.error(f"{option}: directory not found: '{file.parent}'")
+    if args.load is not None and not args.load.is_file():
+        parser.error(f"--load: file not found: '{args.load}'")
+
+
+def _multilayer(lib, data, args):
+    """MultiLayerNet, or MultiLayerNetExtend when batch norm or dropout is asked for."""
+    config = dict(activation=args.activation, weight_init_std=args.init,
+                  weight_decay_lambda=args.weight_decay, dtype=args.dtype, seed=args.seed)
+    if args.batchnorm or args.dropout:
+        model_class = lib.MultiLayerNetExtend
+        config.update(use_dropout=args.dropout > 0, dropout_ration=args.dropout,
+                      use_batchnorm=args.batchnorm)
+    else:
+        model_class = lib.MultiLayerNet
+    return model_class(data.x_train.shape[1], list(args.hidden), data.n_classes, **config)
+
+
+def _twolayer_class(lib, args):
+    return lib.TwoLayerNetwork if args.grad == "numerical" else lib.TwoLayerNet
+
+
+def _load_twolayer(parser, args, data, model_class):
+    """The model saved in --load, checked against the options given and the data."""
+    try:
+        model = model_class.load(args.load)
+    except Exception as e:  # whatever the file holds, the user gets one line, not a trace
+        raise UsageError(f"--load: cannot read a saved model from '{args.load}': "
+                         f"{type(e).__name__}: {e}") from None
+    n_in, hidden, n_out = layer_sizes(model)
+    loaded = dict(hidden=(hidden,), activation=getattr(model, "activation", None),
+                  dtype=param_arrays(model)[0].dtype.name)
+    for option, value in loaded.items():
+        asked = getattr(args, option)
+        if asked is not None and value is not None and asked != value:
+            shown = ",".join(map(str, asked)) if option == "hidden" else asked
+            parser.error(f"--{option} {shown} conflicts with the loaded model's "
+                         f"{value[0] if option == 'hidden' else value} ('{args.load}')")
+    if n_in != data.x_train.shape[1] or n_out != data.n_classes:
+        parser.error(f"the loaded model is {n_in}-{hidden}-{n_out} but {data.name} has "
+                     f"{data.x_train.shape[1]} features and {data.n_classes} classes")
+    args.hidden, args.dtype = loaded["hidden"], loaded["dtype"]
+    args.activation = loaded["activation"] or args.activation or DEFAULT_ACTIVATION
+    return model
+
+
+def _build_models(parser, args, data, libs):
+    """One model per library: loaded from --load or freshly initialised from --seed; the others
+    are copies of the first one's parameters, so every half starts from the same point."""
+    first = libs[0][1]
+    if args.model == "multilayer":
+        models = [_multilayer(lib, data, args) for _, lib in libs]
+    elif args.load is not None:
+        models = [_load_twolayer(parser, args, data, _twolayer_class(first, args))]
+    else:
+        args.hidden = args.hidden or (DEFAULT_HIDDEN,)
+        args.activation = args.activation or DEFAULT_ACTIVATION
+        args.dtype = args.dtype or DEFAULT_DTYPE
+        models = [_twolayer_class(first, args)(
+            data.x_train.shape[1], args.hidden[0], data.n_classes, args.init,
+            activation=args.activation, dtype=args.dtype, seed=args.seed)]
+    for _, lib in libs[len(models):]:
+        models.append(_twolayer_class(lib, args)(
+            data.x_train.shape[1], args.hidden[0], data.n_classes, activation=args.activation,
+            dtype=args.dtype, seed=args.seed))
+    for model in models[1:]:
+        copy_params(models[0], model)
+    return models
+
+
+def _describe(model, args):
+    text = describe_model(model, args.activation)
+    if args.model == "multilayer":
+        extras = [("batchnorm", args.batchnorm), (f"dropout {args.dropout:g}", args.dropout),
+                  (f"weight decay {args.weight_decay:g}", args.weight_decay)]
+        text += "".join(f", {name}" for name, on in extras if on)
+    return text
+
+
+# --------------------------------------------------------------------------- the command
+
+def run(parser, args):
+    _resolve_args(parser, args)
+    data = load_data(args.data)
+    libs = libraries(args)
+    models = _build_models(parser, args, data, libs)
+
+    train_size = len(data.x_train)
+    steps_per_epoch = max(1, math.ceil(train_size / args.batch_size))
+    if args.epochs is not None:
+        n_iters = args.epochs * steps_per_epoch
+    elif args.iters is not None:
+        n_iters = args.iters
+    else:
+        n_iters = 0 if args.load is not None else DEFAULT_ITERS
+    n_epochs = math.ceil(n_iters / steps_per_epoch)
+    print_every = args.print_every or max(1, math.ceil(n_epochs / 10))
+
+    source = f"loaded from '{args.load}'" if args.load else \
+        f"weight_init_std {args.init}, seed {args.seed}"
+    print(f"data:      {data.describe()}")
+    print(f"model:     {_describe(models[0], args)} ({source})")
+    if n_iters:
+        print(f"training:  {OPTIMIZERS[args.optimizer]} lr {args.lr:g}, batch {args.batch_size}, "
+              f"{args.grad}; {n_iters} steps = {n_epochs} epochs of {steps_per_epoch} steps; "
+              f"{args.threads} thread{'s' if args.threads > 1 else ''}", flush=True)
+    else:
+        print("training:  none (evaluation only; --iters or --epochs trains on)", flush=True)
+    if args.grad == "numerical" and any(label == "reference" for label, _ in libs):
+        print("warning: --grad numerical on the reference is very slow: every step evaluates "
+              "the loss twice per parameter in Python (use a small --iters)",
+              file=sys.stderr, flush=True)
+
+    runs = []
+    with threads(args.threads):
+        for (label, lib), model in zip(libs, models):
+            run = _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
+            print(_summary(run), flush=True)
+            runs.append(run)
+
+    if len(runs) == 2 and n_iters > 0:
+        fast, ref = runs
+        diff = max(float(np.max(np.abs(np.asarray(f, dtype=np.float64) - r)))
+                   for f, r in zip(param_arrays(fast.model), param_arrays(ref.model)))
+        print(f"speed-up:  {ref.train_seconds / fast.train_seconds:.2f}x (training steps: "
+              f"reference {ref.train_seconds:.2f} s, fastnn {fast.train_seconds:.2f} s); "
+              f"largest parameter difference after training {diff:.1e}")
+
+    if args.save is not None:
+        runs[0].model.save(str(args.save))
+        saved = args.save if args.save.suffix == ".npz" else Path(str(args.save) + ".npz")
+        print(f"saved:     {saved}")
+    if args.plot is not None:
+        plot_runs(args.plot, runs, title=f"{describe_model(models[0], args.activation)} on "
+                  f"{data.name}, {OPTIMIZERS[args.optimizer]} lr {args.lr:g}")
+        print(f"plot:      {args.plot}")
+    return 0
+
+
+def plot_runs(path, runs, title=""):
+    """Loss per step (and its running mean) and train/test accuracy per epoch, saved to path."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for run, color in zip(runs, ("tab:blue", "tab:orange")):
+        steps = np.arange(1, run.steps + 1)
+        if run.steps:
+            ax_loss.plot(steps, run.losses, color=color, alpha=0.25, linewidth=0.5)
+            window = max(1, min(100, run.steps // 20))
+            smooth = np.convolve(run.losses, np.ones(window) / window, mode="valid")
+            ax_loss.plot(steps[window - 1:], smooth, color=color,
+                         label=f"{run.label} (mean of {window})")
+        ax_acc.plot(run.epoch_steps, run.train_acc, color=color, label=f"{run.label} train")
+        ax_acc.plot(run.epoch_steps, run.test_acc, color=color, linestyle="--",
+                    label=f"{run.label} test")
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="accuracy (each epoch)",
+               ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)

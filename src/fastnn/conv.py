@@ -1,0 +1,346 @@
+"""Volume 1's convolution and max-pooling layers (chapter 7), fast: the same classes and results
+as `fastnn.reference.conv`.
+
+Images are (N, C, H, W). A convolution is im2col into the transposed layout col (C*FH*FW,
+N*OH*OW) (csrc/conv.c), one matrix product in NumPy's BLAS, W (FN, C*FH*FW) . col, and a pass that
+adds the bias while it swaps the product's (FN, N, OH, OW) to (N, FN, OH, OW); its backward is
+the same steps reversed (dW = dy . col^T, dcol = W^T . dy, col2im). Max pooling is one compiled
+pass each way (csrc/pooling.c).
+
+Both conventions: params / grads lists, backward writes grads in place; W, b, dW, db as
+attributes over them (assigning rebinds the list element, as the book's load_params does).
+forward and backward return new arrays; the buffers kept between calls (per input shape) are the
+layer's own and never handed out. float16 is computed the reference's NumPy way.
+
+The models (convnet.py) run the same layers through the _..._planes methods, which keep the
+images in (C, N, H, W) from one layer to the next, fuse the bias and ReLU into the convolution's
+output and skip the input gradient of the first layer.
+"""
+import numpy as np
+
+from . import _core
+from ._checks import as_buffer
+from .reference.conv import Convolution as _ReferenceConvolution
+from .reference.conv import Pooling as _ReferencePooling
+from .reference.util import conv_output_size
+
+__all__ = ["Convolution", "Pooling"]
+
+
+class _Scratch:
+    """Named buffers reused while their shape and dtype stay the same; never handed to a caller."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype):
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a
+
+
+def _images(x, name="x"):
+    """x as an array, checked to be a non-empty (N, C, H, W) batch of real numbers."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch: shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real number array, got dtype {x.dtype}")
+    return x
+
+
+def _compute_dtype(*arrays):
+    """The dtype NumPy's products of these arrays give: float32 and float64 run the kernels; None
+    for float16 (the reference's NumPy computes it)."""
+    dtype = np.result_type(*arrays)
+    if dtype == np.float16:
+        return None
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _param(i):
+    """params[i] as an attribute. Assigning rebinds params[i], as the book's ``layer.W = ...``
+    does; grads[i] is reallocated when the new array's shape or dtype differ from it."""
+    def set_param(self, value):
+        value = np.asarray(value)
+        if value.shape != self.grads[i].shape or value.dtype != self.grads[i].dtype:
+            self.grads[i] = np.zeros_like(value)
+        self.params[i] = value
+    return property(lambda self: self.params[i], set_param)
+
+
+def _grad(i):
+    """grads[i] as an attribute; assigning rebinds grads[i]."""
+    def set_grad(self, value):
+        self.grads[i] = value
+    return property(lambda self: self.grads[i], set_grad)
+
+
+def _into(target, value):
+    """target[...] = value (a gradient written in place)."""
+    target[...] = value.reshape(target.shape)
+
+
+class Convolution:
+    """Convolution (cross-correlation, as the book) of FN filters W (FN, C, FH, FW) plus bias b
+    (FN,), with a stride and zero padding; params = [W, b], grads = [dW, db]."""
+
+    def __init__(self, W, b, stride=1, pad=0):
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 4:
+            raise ValueError(f"W must be 4-D (FN, C, FH, FW), got shape {W.shape}")
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"b must have shape ({W.shape[0]},) for W of shape {W.shape}, "
+                             f"got {b.shape}")
+        conv_output_size(1, 1, stride, pad)  # stride >= 1 and pad >= 0, or raise
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.stride = stride
+        self.pad = pad
+        self.x = None  # the last forward's input, as the book keeps it
+        self._scratch = _Scratch()
+        self._last = None  # what backward needs: dtype, x's shape, (N, OH, OW), or the reference
+        self._reference = None  # the reference layer that computed the last float16 forward
+        self._col = self._y = None  # the last im2col (transposed) and the models' output
+
+    W, b = _param(0), _param(1)
+    dW, db = _grad(0), _grad(1)
+
+    @property
+    def col_W(self):
+        """W (FN, C, FH, FW) as the book's (C*FH*FW, FN) matrix (a view of W)."""
+        return self.params[0].reshape(self.params[0].shape[0], -1).T
+
+    @property
+    def col(self):
+        """The last forward's im2col, in the book's (N*OH*OW, C*FH*FW) layout (a new array)."""
+        if self._reference is not None:
+            return self._reference.col
+        return None if self._col is None else self._col.T.copy()
+
+    def _check(self, x):
+        """The sizes of a forward of x: (N, C, H, W) checked against W, stride and pad."""
+        W, b = self.params
+        if W.ndim != 4 or np.shape(b) != (W.shape[0],):
+            raise ValueError(f"W must be 4-D (FN, C, FH, FW) and b (FN,), got shapes {W.shape}, "
+                             f"{np.shape(b)}")
+        FN, C, FH, FW = W.shape
+        N, x_C, H, x_W = x.shape
+        if x_C != C:
+            raise ValueError(f"x has {x_C} channels (shape {x.shape}) but W has {C} "
+                             f"(shape {W.shape})")
+        out_h = conv_output_size(H, FH, self.stride, self.pad)
+        out_w = conv_output_size(x_W, FW, self.stride, self.pad)
+        return N, out_h, out_w
+
+    # ------------------------------------------------------------------ the three products
+
+    def _products(self, x, x_cnhw, dtype):
+        """y (FN, N, OH, OW) = W . im2col(x), no bias, a buffer of the layer; x a float buffer of
+        dtype, (N, C, H, W) or (C, N, H, W) (x_cnhw)."""
+        W = self.params[0]
+        FN, C, FH, FW = W.shape
+        N = x.shape[1] if x_cnhw else x.shape[0]
+        out_h = (x.shape[2] + 2 * self.pad - FH) // self.stride + 1
+        out_w = (x.shape[3] + 2 * self.pad - FW) // self.stride + 1
+        col = self._scratch.get("col", (C * FH * FW, N * out_h * out_w), dtype)
+        _core.im2col(x, FH, FW, self.stride, self.pad, col, True, x_cnhw)
+        y = self._scratch.get("y", (FN, N * out_h * out_w), dtype)
+        np.dot(as_buffer(W, dtype).reshape(FN, -1), col, out=y)
+        self._col = col
+        return y.reshape(FN, N, out_h, out_w)
+
+    def _weight_grads(self, dy, relu, dW, db):
+        """dW (FN, C*FH*FW) <- dy . col^T and db (FN,) <- the row sums of dy, for dy (FN, N, OH,
+        OW) a buffer of dtype that is first masked in place by the ReLU's output (relu: the
+        forward ran _forward_planes with relu=True)."""
+        dy = dy.reshape(dy.shape[0], -1)
+        _core.conv_act_backward_bias(dy, self._y if relu else None, db)
+        np.dot(dy, self._col.T, out=dW)
+
+    def _input_grad(self, dy, dx, dx_cnhw, dcol):
+        """dx <- col2im(W^T . dy): dx (N, C, H, W) or (C, N, H, W) (dx_cnhw); dcol a buffer of
+        col's shape."""
+        W = self.params[0]
+        FN, C, FH, FW = W.shape
+        np.dot(as_buffer(W, dy.dtype).reshape(FN, -1).T, dy.reshape(FN, -1), out=dcol)
+        _core.col2im(dcol, dx, FH, FW, self.stride, self.pad, True, dx_cnhw)
+
+    # ------------------------------------------------------------------ the layer
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, FN, out_h, out_w), out_h = conv_output_size(H, FH, stride, pad),
+        out_w likewise."""
+        x = _images(x)
+        N, out_h, out_w = self._check(x)
+        W, b = self.params
+        self._last = self._reference = self._col = None
+        dtype = _compute_dtype(x, W, b)
+        if dtype is None:
+            self._reference = _ReferenceConvolution(W, b, self.stride, self.pad)
+            out = self._reference.forward(x)
+        else:
+            y = self._products(as_buffer(x, dtype), False, dtype)
+            out = np.empty((N, W.shape[0], out_h, out_w), dtype)
+            _core.swap_outer(y, out, as_buffer(b, dtype))
+            self._last = (dtype, x.shape, out.shape)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        """dout: (N, FN, out_h, out_w) -> dx (N, C, H, W); writes grads = [dW (FN, C, FH, FW),
+        db (FN,)]. Computed in the forward's dtype."""
+        if self._reference is not None:
+            dx = self._reference.backward(dout)
+            _into(self.grads[0], self._reference.grads[0])
+            _into(self.grads[1], self._reference.grads[1])
+            return dx
+        if self._last is None:
+            raise RuntimeError("Convolution.backward called before forward")
+        dtype, x_shape, out_shape = self._last
+        dout = np.asarray(dout)
+        if dout.shape != out_shape:
+            raise ValueError(f"dout must have the shape of Convolution's last output {out_shape}, "
+                             f"got {dout.shape}")
+        if dout.dtype.kind not in "biuf":
+            raise TypeError(f"dout must be a real number array, got dtype {dout.dtype}")
+        N, FN = out_shape[:2]
+        dy = self._scratch.get("dy", (FN, N) + out_shape[2:], dtype)
+        _core.swap_outer(as_buffer(dout, dtype), dy)
+        dW = np.empty((FN, self._col.shape[0]), dtype)
+        db = np.empty(FN, dtype)
+        self._weight_grads(dy, False, dW, db)
+        dx = np.empty(x_shape, dtype)
+        self._input_grad(dy, dx, False, self._scratch.get("dcol", self._col.shape, dtype))
+        _into(self.grads[0], dW)
+        _into(self.grads[1], db)
+        return dx
+
+    # ------------------------------------------------------------------ the models' path
+
+    def _forward_planes(self, x, x_cnhw, relu):
+        """The models' forward: x a float buffer (N, C, H, W), or (C, N, H, W) when x_cnhw, of the
+        model's dtype, checked by the model -> act(W . im2col(x) + b) (FN, N, OH, OW), act ReLU
+        (relu) or the identity, a buffer of the layer."""
+        y = self._products(x, x_cnhw, x.dtype)
+        _core.conv_bias_act(y, as_buffer(self.params[1], x.dtype), relu)
+        self._y = y
+        return y
+
+    def _backward_planes(self, dy, relu, dW, db, dx_shape, workspace):
+        """The models' backward: dy (FN, N, OH, OW), a buffer the layer may overwrite; writes dW
+        (FN, C, FH, FW) and db (FN,), new arrays of the model; returns dx (C, N, H, W), a buffer
+        of the layer, or None when dx_shape is None (a first layer needs no dx). workspace holds
+        the model's dcol buffer, shared by its layers."""
+        self._weight_grads(dy, relu, dW.reshape(dW.shape[0], -1), db)
+        if dx_shape is None:
+            return None
+        dx = self._scratch.get("dx", dx_shape, dy.dtype)
+        self._input_grad(dy, dx, True, workspace.get("dcol", self._col.shape, dy.dtype))
+        return dx
+
+
+class Pooling:
+    """Max pooling over pool_h x pool_w windows, moved by ``stride``; no parameters.
+
+    With pad > 0 the images are zero-padded first, as im2col pads. The first maximum of a window
+    wins (as np.argmax) and alone gets the gradient; a NaN in a window is its maximum.
+    """
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        conv_output_size(pool_h, pool_h, stride, pad)  # sizes >= 1, stride >= 1, pad >= 0
+        conv_output_size(pool_w, pool_w, stride, pad)
+        self.params, self.grads = [], []
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x = None  # the last forward's input, as the book keeps it
+        self._scratch = _Scratch()
+        self._last = None  # dtype, x's shape, the output's shape, the layouts
+        self._reference = None  # the reference layer that computed the last float16 forward
+        self._arg = None  # the last forward's window indices (int32), in the output's layout
+
+    @property
+    def arg_max(self):
+        """The book's arg_max: each window's index of its maximum, windows in (n, i, j, c) order
+        (a new int64 array)."""
+        if self._reference is not None:
+            return self._reference.arg_max
+        if self._last is None:
+            return None
+        arg = self._arg.transpose(1, 0, 2, 3) if self._last[4] else self._arg
+        return arg.transpose(0, 2, 3, 1).reshape(-1).astype(np.int64)
+
+    def _sizes(self, h, w):
+        return (conv_output_size(h, self.pool_h, self.stride, self.pad),
+                conv_output_size(w, self.pool_w, self.stride, self.pad))
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, C, out_h, out_w), out_h = conv_output_size(H, pool_h, stride,
+        pad), out_w likewise."""
+        x = _images(x)
+        N, C, H, W = x.shape
+        out_h, out_w = self._sizes(H, W)
+        self._last, self._reference = None, None
+        dtype = _compute_dtype(x)
+        if dtype is None:
+            self._reference = _ReferencePooling(self.pool_h, self.pool_w, self.stride, self.pad)
+            out = self._reference.forward(x)
+        else:
+            out = np.empty((N, C, out_h, out_w), dtype)
+            self._arg = self._scratch.get("arg", out.shape, np.int32)
+            _core.maxpool_forward(as_buffer(x, dtype), self.pool_h, self.pool_w, self.stride,
+                                  self.pad, out, self._arg)
+            self._last = (dtype, x.shape, out.shape, False, False)
+        self.x = x
+        return out
+
+    def backward(self, dout):
+        """dout: (N, C, out_h, out_w) -> dx (N, C, H, W): each window's dout goes to its first
+        maximum; pixels in several windows (stride < pool size) add their shares."""
+        if self._reference is not None:
+            return self._reference.backward(dout)
+        if self._last is None:
+            raise RuntimeError("Pooling.backward called before forward")
+        dtype, x_shape, out_shape = self._last[:3]
+        dout = np.asarray(dout)
+        if dout.shape != out_shape:
+            raise ValueError(f"dout must have the shape of Pooling's last output {out_shape}, "
+                             f"got {dout.shape}")
+        if dout.dtype.kind not in "biuf":
+            raise TypeError(f"dout must be a real number array, got dtype {dout.dtype}")
+        dtype = _compute_dtype(dout, dtype) or dtype
+        dx = np.empty(x_shape, dtype)
+        _core.maxpool_backward(as_buffer(dout, dtype), self._arg, dx, self.pool_h, self.pool_w,
+                               self.stride, self.pad)
+        return dx
+
+    # ------------------------------------------------------------------ the models' path
+
+    def _forward_planes(self, x, x_cnhw, out_cnhw):
+        """The models' forward: x a float buffer (N, C, H, W) or (C, N, H, W) (x_cnhw), checked by
+        the model -> the pooled planes in (N, C, OH, OW) or (C, N, OH, OW) (out_cnhw), a buffer
+        of the layer."""
+        a, b, H, W = x.shape
+        shape = (a, b) + self._sizes(H, W)
+        if x_cnhw != out_cnhw:
+            shape = (b, a) + shape[2:]
+        out = self._scratch.get("out", shape, x.dtype)
+        self._arg = self._scratch.get("arg", shape, np.int32)
+        _core.maxpool_forward(x, self.pool_h, self.pool_w, self.stride, self.pad, out, self._arg,
+                              x_cnhw, out_cnhw)
+        self._last = (x.dtype, x.shape, shape, x_cnhw, out_cnhw)
+        return out
+
+    def _backward_planes(self, dout):
+        """The models' backward: dout (a float buffer shaped as _forward_planes' output) -> dx
+        shaped as its x, a buffer of the layer."""
+        dtype, x_shape, _, x_cnhw, out_cnhw = self._last
+        dx = self._scratch.get("dx", x_shape, dtype)
+        _core.maxpool_backward(dout, self._arg, dx, self.pool_h, self.pool_w, self.stride,
+                               self.pad, x_cnhw, out_cnhw)
+        return dx

@@ -1,0 +1,185 @@
+"""fastnn.Convolution (csrc/conv.c: im2col_t, col2im_t, swap_outer, conv_bias_act,
+conv_act_backward_bias; the products in NumPy's BLAS) against fastnn.reference.Convolution:
+shapes, dtypes, layouts, read-only inputs, thread counts; backward against numerical gradients;
+the volume-1 attributes; the planes path the models run."""
+
+import numpy as np
+import pytest
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, conv_case, with_layout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastnn
+from fastnn import reference
+
+TOL = {np.float64: 1e-11, np.float32: 2e-5}
+
+
+def case(data, dtype):
+    shape, (fh, fw), stride, pad, fn = conv_case(data.draw)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    W = rng.standard_normal((fn, shape[1], fh, fw)).astype(dtype)
+    b = rng.standard_normal(fn).astype(dtype)
+    return x, W, b, stride, pad, rng
+
+
+def test_fast_layer_is_not_the_reference():
+    assert fastnn.Convolution is not reference.Convolution
+    assert fastnn.layers.Convolution is fastnn.conv.Convolution
+    assert not issubclass(fastnn.Convolution, reference.Convolution)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_forward_backward(dtype, data):
+    x, W, b, stride, pad, rng = case(data, dtype)
+    fast, ref = fastnn.Convolution(W, b, stride, pad), reference.Convolution(W, b, stride, pad)
+    x_layout, d_layout = data.draw(st.sampled_from(LAYOUTS)), data.draw(st.sampled_from(LAYOUTS))
+    out, expected = fast.forward(with_layout(x, x_layout)), ref.forward(x)
+    assert out.dtype == expected.dtype == dtype and out.shape == expected.shape
+    assert_allclose(out, expected, rtol=TOL[dtype], atol=TOL[dtype])
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout_given = with_layout(dout, d_layout)
+    before = dout_given.copy()
+    dx, expected_dx = fast.backward(dout_given), ref.backward(dout)
+    assert_array_equal(dout_given, before)  # the caller's dout is never modified
+    assert dx.dtype == dtype and dx.shape == x.shape
+    assert_allclose(dx, expected_dx, rtol=TOL[dtype], atol=TOL[dtype])
+    for g, eg in zip(fast.grads, ref.grads):
+        assert g.dtype == dtype
+        assert_allclose(g, eg, rtol=TOL[dtype], atol=TOL[dtype] * 10)
+    assert fast.dW is fast.grads[0] and fast.db is fast.grads[1]
+
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (1, 2), (2, 1), (3, 0)])
+def test_backward_against_numerical_gradients(stride, pad):
+    rng = np.random.default_rng(stride * 3 + pad)
+    x = rng.standard_normal((2, 2, 7, 6))
+    W, b = rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    layer = fastnn.Convolution(W, b, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+
+    def loss():
+        return float(np.sum(layer.forward(x) * dout))
+
+    for analytic, value in ((dx, x), (layer.dW.copy(), W), (layer.db.copy(), b)):
+        numeric = reference.functions.numerical_gradient(lambda _: loss(), value)
+        assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_threads(dtype, threads):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((50, 3, 20, 20)).astype(dtype)
+    W, b = rng.standard_normal((8, 3, 3, 3)).astype(dtype), rng.standard_normal(8).astype(dtype)
+    fast, ref = fastnn.Convolution(W, b, 1, 1), reference.Convolution(W, b, 1, 1)
+    out = fast.forward(x)
+    assert out.size >= PARALLEL_MIN
+    assert_allclose(out, ref.forward(x), rtol=TOL[dtype], atol=TOL[dtype])
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    assert_allclose(fast.backward(dout), ref.backward(dout), rtol=TOL[dtype], atol=TOL[dtype])
+    for g, eg in zip(fast.grads, ref.grads):
+        assert_allclose(g, eg, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 100)
+
+
+def test_outputs_are_new_arrays_and_grads_written_in_place():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 1, 6, 6))
+    layer = fastnn.Convolution(rng.standard_normal((2, 1, 3, 3)), np.zeros(2))
+    dW, db = layer.grads
+    out1 = layer.forward(x)
+    kept = out1.copy()
+    dx1 = layer.backward(np.ones_like(out1))
+    kept_dx = dx1.copy()
+    out2 = layer.forward(2 * x)
+    layer.backward(np.full_like(out2, 3.0))
+    assert_array_equal(out1, kept)
+    assert_array_equal(dx1, kept_dx)
+    assert layer.grads[0] is dW and layer.grads[1] is db  # written in place
+
+
+def test_volume1_attributes():
+    rng = np.random.default_rng(2)
+    W, b = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    fast, ref = fastnn.Convolution(W, b, 2, 1), reference.Convolution(W, b, 2, 1)
+    assert fast.W is W and fast.b is b and fast.stride == 2 and fast.pad == 1
+    x = rng.standard_normal((2, 2, 5, 5))
+    fast.forward(x), ref.forward(x)
+    assert fast.x is x
+    assert_array_equal(fast.col, ref.col)
+    assert_array_equal(fast.col_W, ref.col_W)
+    W2 = rng.standard_normal((4, 2, 2, 2))
+    fast.W, fast.b = W2, np.ones(4)  # the book's load_params assigns layer.W
+    assert fast.params[0] is W2 and fast.grads[0].shape == W2.shape
+    assert_allclose(fast.forward(x), reference.Convolution(W2, np.ones(4), 2, 1).forward(x),
+                    rtol=1e-12)
+    fast.dW = np.zeros((4, 2, 2, 2))
+    assert fast.grads[0] is fast.dW
+
+
+def test_float16_as_the_reference():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float16)
+    W, b = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    # float16 images, float64 filters (ch08/half_float_network.py): float64, as NumPy computes
+    # it; float16 throughout: the reference's NumPy itself
+    for W_, b_, tol in ((W, b, 1e-12), (W.astype(np.float16), b.astype(np.float16), 0)):
+        fast, ref = fastnn.Convolution(W_, b_), reference.Convolution(W_, b_)
+        out, expected = fast.forward(x), ref.forward(x)
+        assert out.dtype == expected.dtype
+        assert_allclose(out, expected, rtol=tol, atol=tol)
+        dout = np.ones_like(out)
+        assert_allclose(fast.backward(dout), ref.backward(dout), rtol=tol, atol=tol)
+        assert_allclose(fast.dW, ref.dW, rtol=tol, atol=tol)
+
+
+def test_nan_propagates():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    layer = fastnn.Convolution(np.ones((1, 1, 2, 2)), np.zeros(1))
+    out = layer.forward(x)
+    assert_array_equal(np.isnan(out), np.isnan(reference.Convolution(np.ones((1, 1, 2, 2)),
+                                                                     np.zeros(1)).forward(x)))
+    assert np.isnan(out).sum() == 4
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_planes_path(dtype, relu, data):
+    """The models' path: (C, N, H, W) or (N, C, H, W) planes in, act(conv + b) in (FN, N, OH, OW)
+    out; backward with the ReLU mask and the bias gradient fused, dx in (C, N, H, W)."""
+    x, W, b, stride, pad, rng = case(data, dtype)
+    x_cnhw = data.draw(st.booleans())
+    fast, ref = fastnn.Convolution(W, b, stride, pad), reference.Convolution(W, b, stride, pad)
+    planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
+    y = fast._forward_planes(planes, x_cnhw, relu)
+    z = ref.forward(x)
+    a = np.maximum(z, 0) if relu else z
+    assert_allclose(y.transpose(1, 0, 2, 3), a, rtol=TOL[dtype], atol=TOL[dtype])
+    dout = rng.standard_normal(z.shape).astype(dtype)
+    dz = dout * (z > 0) if relu else dout
+    expected_dx = ref.backward(dz)
+    dW, db = np.empty_like(W), np.empty_like(b)
+    dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
+    dx = fast._backward_planes(dy, relu, dW, db, (x.shape[1], x.shape[0]) + x.shape[2:],
+                               fastnn.conv._Scratch())
+    assert_allclose(dx.transpose(1, 0, 2, 3), expected_dx, rtol=TOL[dtype], atol=TOL[dtype])
+    assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    assert fast._backward_planes(dy, relu, dW, db, None, None) is None
+
+
+def test_relu_keeps_nan():
+    y = np.array([[np.nan, -1.0, 2.0, 0.0]])
+    fastnn._core.conv_bias_act(y, np.zeros(1), True)
+    assert_array_equal(y, [[np.nan, 0.0, 2.0, 0.0]])
+    dy, db = np.ones((1, 4)), np.empty(1)
+    fastnn._core.conv_act_backward_bias(dy, y, db)
+    assert_array_equal(dy, [[1.0, 0.0, 1.0, 0.0]]) and db[0] == 2.0

@@ -1,0 +1,173 @@
+"""fastnn.Pooling (csrc/pooling.c: maxpool_forward, maxpool_backward) against
+fastnn.reference.Pooling: shapes, strides, pads, dtypes, layouts, thread counts, ties (the first
+maximum wins, as np.argmax), NaN (it wins, as np.max), backward against numerical gradients, and
+the (C, N, H, W) planes path the models run."""
+
+import numpy as np
+import pytest
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, conv_case, with_layout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastnn
+from fastnn import _core, reference
+
+
+def case(data, dtype, ties=False):
+    shape, (ph, pw), stride, pad, _ = conv_case(data.draw)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape)
+    if ties:  # few distinct values: many windows with several maxima, and zeros like the pad's
+        x = np.round(x)
+    return x.astype(dtype), (ph, pw), stride, pad, rng
+
+
+def test_fast_layer_is_not_the_reference():
+    assert fastnn.Pooling is not reference.Pooling
+    assert not issubclass(fastnn.Pooling, reference.Pooling)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_forward_backward(dtype, ties, data):
+    x, (ph, pw), stride, pad, rng = case(data, dtype, ties)
+    fast, ref = fastnn.Pooling(ph, pw, stride, pad), reference.Pooling(ph, pw, stride, pad)
+    x_layout, d_layout = data.draw(st.sampled_from(LAYOUTS)), data.draw(st.sampled_from(LAYOUTS))
+    out, expected = fast.forward(with_layout(x, x_layout)), ref.forward(x)
+    assert out.dtype == expected.dtype == dtype
+    assert_array_equal(out, expected)
+    assert_array_equal(fast.arg_max, ref.arg_max)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, expected_dx = fast.backward(with_layout(dout, d_layout)), ref.backward(dout)
+    assert dx.dtype == dtype and dx.shape == x.shape
+    tol = 1e-12 if dtype == np.float64 else 1e-5  # overlapping windows add in another order
+    assert_allclose(dx, expected_dx, rtol=tol, atol=tol)
+
+
+def test_ties_first_maximum_wins():
+    x = np.array([[[[1.0, 1.0], [1.0, 1.0]]]])
+    layer = fastnn.Pooling(2, 2)
+    assert_array_equal(layer.forward(x), [[[[1.0]]]])
+    assert_array_equal(layer.arg_max, [0])
+    assert_array_equal(layer.backward(np.array([[[[5.0]]]])), [[[[5.0, 0], [0, 0]]]])
+    # a maximum in the padding (zeros) wins over negative pixels and gets no gradient
+    x = -np.ones((1, 1, 2, 2))
+    layer, ref = fastnn.Pooling(2, 2, 2, 1), reference.Pooling(2, 2, 2, 1)
+    assert_array_equal(layer.forward(x), ref.forward(x))
+    assert_array_equal(layer.arg_max, ref.arg_max)
+    assert_array_equal(layer.backward(np.ones((1, 1, 2, 2))), 0)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("where", [0, 1, 3], ids=["first", "second", "last"])
+def test_nan_wins(dtype, where):
+    x = np.array([[[[1.0, 2.0], [-np.inf, np.inf]]]], dtype)
+    x.reshape(-1)[where] = np.nan
+    x2 = np.concatenate([x, x], axis=3)
+    x2[0, 0, 1, 3] = np.nan  # the second window: two NaNs, the first wins
+    for data in (x, x2):
+        fast, ref = fastnn.Pooling(2, 2), reference.Pooling(2, 2)
+        with np.errstate(invalid="ignore"):
+            expected = ref.forward(data)
+        out = fast.forward(data)
+        assert np.isnan(out[0, 0, 0, 0])
+        assert_array_equal(out, expected)
+        assert_array_equal(fast.arg_max, ref.arg_max)
+        dout = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
+        assert_array_equal(fast.backward(dout), ref.backward(dout))
+
+
+def test_infinities():
+    x = np.array([[[[-np.inf, -np.inf], [-np.inf, -np.inf]]]])
+    fast, ref = fastnn.Pooling(2, 2), reference.Pooling(2, 2)
+    assert_array_equal(fast.forward(x), ref.forward(x))
+    assert_array_equal(fast.arg_max, ref.arg_max)
+
+
+@pytest.mark.parametrize("stride, pad, size", [(2, 0, 2), (1, 0, 3), (2, 1, 3), (3, 2, 2)])
+def test_backward_against_numerical_gradients(stride, pad, size):
+    rng = np.random.default_rng(stride + 10 * pad)
+    x = rng.permutation(2 * 2 * 7 * 6).reshape(2, 2, 7, 6) / 7.0  # distinct values, no ties
+    layer = fastnn.Pooling(size, size, stride, pad)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    numeric = reference.functions.numerical_gradient(
+        lambda _: float(np.sum(layer.forward(x) * dout)), x, h=1e-3)
+    assert_allclose(dx, numeric, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_threads(dtype, stride, threads):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((100, 30, 24, 24)).astype(dtype)
+    assert x.size >= PARALLEL_MIN
+    fast, ref = fastnn.Pooling(2, 2, stride), reference.Pooling(2, 2, stride)
+    out = fast.forward(x)
+    assert_array_equal(out, ref.forward(x))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_allclose(fast.backward(dout), ref.backward(dout), rtol=tol, atol=tol)
+
+
+def test_outputs_are_new_arrays():
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 6))
+    layer = fastnn.Pooling(2, 2)
+    out = layer.forward(x)
+    kept = out.copy()
+    dx = layer.backward(np.ones_like(out))
+    kept_dx = dx.copy()
+    layer.forward(-x)
+    layer.backward(2 * np.ones_like(out))
+    assert_array_equal(out, kept)
+    assert_array_equal(dx, kept_dx)
+    assert layer.x is not None and layer.params == [] and layer.grads == []
+    assert (layer.pool_h, layer.pool_w, layer.stride, layer.pad) == (2, 2, 2, 0)
+
+
+def test_float16_as_the_reference():
+    x = np.random.default_rng(5).standard_normal((2, 2, 5, 5)).astype(np.float16)
+    fast, ref = fastnn.Pooling(3, 3, 1), reference.Pooling(3, 3, 1)
+    out = fast.forward(x)
+    assert out.dtype == np.float16
+    assert_array_equal(out, ref.forward(x))
+    dout = np.ones_like(out)
+    assert_array_equal(fast.backward(dout), ref.backward(dout))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_planes_path(dtype, data):
+    """(N, C, H, W) or (C, N, H, W) in, either layout out, as the models chain the layers."""
+    x, (ph, pw), stride, pad, rng = case(data, dtype, data.draw(st.booleans()))
+    x_cnhw, out_cnhw = data.draw(st.booleans()), data.draw(st.booleans())
+    fast, ref = fastnn.Pooling(ph, pw, stride, pad), reference.Pooling(ph, pw, stride, pad)
+
+    def planes(a, cnhw):
+        return np.ascontiguousarray(a.transpose(1, 0, 2, 3)) if cnhw else a
+
+    def images(a, cnhw):
+        return a.transpose(1, 0, 2, 3) if cnhw else a
+
+    out = fast._forward_planes(planes(x, x_cnhw), x_cnhw, out_cnhw)
+    expected = ref.forward(x)
+    assert_array_equal(images(out, out_cnhw), expected)
+    assert_array_equal(fast.arg_max, ref.arg_max)
+    dout = rng.standard_normal(expected.shape).astype(dtype)
+    dx = fast._backward_planes(planes(dout, out_cnhw))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_allclose(images(dx, x_cnhw), ref.backward(dout), rtol=tol, atol=tol)
+
+
+def test_backward_checks_the_window_indices():
+    x = np.zeros((1, 1, 4, 4))
+    out, arg = np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int32)
+    _core.maxpool_forward(x, 2, 2, 2, 0, out, arg)
+    arg[0, 0, 1, 1] = 4  # outside the 2x2 window
+    with pytest.raises(ValueError, match="window indices outside the 2x2 window"):
+        _core.maxpool_backward(np.ones((1, 1, 2, 2)), arg, np.empty((1, 1, 4, 4)), 2, 2, 2, 0)
