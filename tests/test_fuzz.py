@@ -361,3 +361,103 @@ def test_fuzz_core_entries(data, entry):
     else:
         args = [a, data.draw(labels_for(a.shape[0] if a.ndim else 1, 3))] + more(7)
         attempt(_core.twolayer_numerical_gradient, *args, flag, data.draw(st.booleans()), 1e-4)
+
+
+# --------------------------------------------------------------------------- convolutions
+# Volume 1, chapters 7-8: im2col / col2im, Convolution, Pooling, SimpleConvNet; their _core
+# entries with any arrays, sizes, strides, pads and layout flags.
+
+SIZES = st.one_of(st.integers(-2, 7), st.sampled_from([0, 1, 2, 3]))
+CORE_SIZES = st.one_of(st.integers(-2, 7), st.integers(-2**62, 2**62))
+IMAGES = arrays([np.float64, np.float32, np.float16, np.int32, ">f8", np.bool_, np.complex128],
+                min_dims=3, max_dims=5)
+
+
+@FUZZ
+@given(x=st.one_of(IMAGES, anything()), fh=SIZES, fw=SIZES, stride=SIZES, pad=SIZES)
+def test_fuzz_im2col_col2im(x, fh, fw, stride, pad):
+    col = attempt(fastnn.im2col, x, fh, fw, stride, pad)
+    if col is not None:
+        assert col.ndim == 2 and col.shape[1] == np.shape(x)[1] * fh * fw
+        img = attempt(fastnn.col2im, col, np.shape(x), fh, fw, stride, pad)
+        assert img is not None and img.shape == np.shape(x)
+    attempt(fastnn.col2im, x, (2, 1, 3, 3), fh, fw, stride, pad)
+
+
+@FUZZ
+@given(data=st.data(), x=st.one_of(IMAGES, anything()), stride=SIZES, pad=SIZES)
+def test_fuzz_conv_layers(data, x, stride, pad):
+    W = data.draw(st.one_of(arrays(FLOAT_DTYPES, min_dims=4, max_dims=4), anything()))
+    b = data.draw(st.one_of(st.builds(lambda: np.zeros(np.shape(W)[:1])), anything()))
+    layer = attempt(fastnn.Convolution, W, b, stride, pad)
+    if layer is not None:
+        out = attempt(layer.forward, x)
+        if out is not None:
+            dout = data.draw(st.one_of(st.builds(lambda: np.ones(out.shape)), anything()))
+            dx = attempt(layer.backward, dout)
+            assert dx is None or dx.shape == np.shape(x)
+    pool = attempt(fastnn.Pooling, data.draw(SIZES), data.draw(SIZES), stride, pad)
+    if pool is not None:
+        out = attempt(pool.forward, x)
+        if out is not None:
+            dx = attempt(pool.backward, data.draw(st.one_of(
+                st.builds(lambda: np.ones(out.shape)), anything())))
+            assert dx is None or dx.shape == np.shape(x)
+
+
+@FUZZ
+@given(data=st.data(), n=st.integers(0, 4))
+def test_fuzz_simple_convnet(data, n):
+    net = fastnn.SimpleConvNet(input_dim=(1, 6, 6), conv_param={'filter_num': 2,
+                               'filter_size': 3, 'pad': 1, 'stride': 1}, hidden_size=3,
+                               output_size=3, seed=0)
+    x = data.draw(st.one_of(arrays(FLOAT_DTYPES, shape=(n, 1, 6, 6)), IMAGES, anything()))
+    t = data.draw(labels_for(n, 3))
+    attempt(net.predict, x)
+    attempt(net.loss, x, t)
+    grads = attempt(net.gradient, x, t)
+    if grads is not None:
+        assert {k: v.shape for k, v in grads.items()} == {k: v.shape for k, v in net.params.items()}
+    attempt(net.accuracy, x, t)
+
+
+CONV_CORE_ARRAYS = arrays([np.float64, np.float32, np.int32, ">f8"], min_dims=1, max_dims=4)
+
+
+@FUZZ
+@given(data=st.data(), entry=st.sampled_from([
+    "im2col", "col2im", "swap_outer", "conv_bias_act", "conv_act_backward_bias",
+    "maxpool_forward", "maxpool_backward"]))
+def test_fuzz_conv_core_entries(data, entry):
+    x = data.draw(CONV_CORE_ARRAYS)
+
+    def other():  # an array of x's shape or size, or anything
+        return data.draw(st.one_of(
+            CONV_CORE_ARRAYS,
+            st.builds(lambda d: np.zeros(x.shape, d), st.sampled_from([np.float64, np.float32])),
+            st.builds(lambda d: np.zeros(x.shape[:1], d), st.sampled_from([np.float64, np.int32])),
+            st.builds(lambda d, k: np.zeros(x.size * k, d),
+                      st.sampled_from([np.float64, np.float32]), st.integers(0, 9))))
+    sizes = [data.draw(CORE_SIZES) for _ in range(4)]
+    flags = [data.draw(st.booleans()) for _ in range(2)]
+    if entry == "im2col":
+        attempt(_core.im2col, x, *sizes, other(), *flags, outputs=(5,))
+    elif entry == "col2im":
+        attempt(_core.col2im, other(), x, *sizes, *flags, outputs=(1,))
+    elif entry == "swap_outer":
+        attempt(_core.swap_outer, x, other(), data.draw(st.one_of(st.none(), st.just(other()))),
+                outputs=(1,))
+    elif entry == "conv_bias_act":
+        attempt(_core.conv_bias_act, x, other(), flags[0], outputs=(0,))
+    elif entry == "conv_act_backward_bias":
+        attempt(_core.conv_act_backward_bias, x, data.draw(st.one_of(st.none(), st.just(other()))),
+                other(), outputs=(0, 2))
+    else:
+        arg = data.draw(st.one_of(
+            st.builds(lambda d: np.zeros(x.shape, d), st.sampled_from([np.int32, np.int64])),
+            st.builds(lambda v: np.full(x.shape, v, np.int32), st.integers(-2**31, 2**31 - 1)),
+            CONV_CORE_ARRAYS))
+        if entry == "maxpool_forward":
+            attempt(_core.maxpool_forward, x, *sizes, other(), arg, *flags, outputs=(5, 6))
+        else:
+            attempt(_core.maxpool_backward, other(), arg, x, *sizes, *flags, outputs=(2,))
