@@ -78,6 +78,13 @@ def test_quick_run_table_and_json(tmp_path, capsys):
     step = by_name["step 784-50-10 batch 100, sparse x, float32"]
     assert step["flops"] == 4 * 100 * 784 * 50 + 6 * 100 * 50 * 10 and step["bound"] > 0
 
+    # the README's table from two runs (here the same one twice): a line per workload
+    table = bench.markdown([path, path]).splitlines()
+    assert table[0].startswith("2 run(s), 1 thread(s)")
+    for name in expected:
+        line = next(line for line in table if line.startswith(f"| {name} |"))
+        assert f"| {by_name[name]['ratio']:.1f}x |" in line
+
 
 def test_bad_arguments():
     with pytest.raises(SystemExit) as e:

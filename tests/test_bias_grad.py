@@ -19,7 +19,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, PARALLEL_MIN, examples, num_threads, with_layout
+from helpers import (FLOATS, PARALLEL_MIN, VECTOR_PATHS, examples, num_threads, vector_path,
+                     with_layout)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -97,6 +98,24 @@ def test_rows_are_added_in_order_float64(d, n, offset):
     for row in dout:
         expected = expected + row
     assert_array_equal(fastnn.bias_grad(dout), expected)  # no NaN here: == is bitwise enough
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("offset", [0, 1, 5, 15])
+@pytest.mark.parametrize("n", [1, 16, 17, 33])
+@pytest.mark.parametrize("d", [1, 15, 16, 17, 40, 1000, 1024, 1025, 2100])
+def test_rows_are_added_in_order_float32(d, n, offset, path):
+    # float32 rows widened to float64 and added one after the other, rounded to float32 once: the
+    # kernel's result to the bit on both vector paths (the AVX-512 one adds a row at a time from
+    # the row's first 64-byte boundary on, in blocks of 1024 columns; offset moves that boundary)
+    buffer = np.random.default_rng(n * d + offset).standard_normal(n * d + offset)
+    buffer *= 10.0 ** (np.arange(buffer.size) % 7)
+    dout = buffer.astype(np.float32)[offset:].reshape(n, d)
+    expected = np.zeros(d)
+    for row in dout:
+        expected = expected + row.astype(np.float64)
+    with vector_path(path):
+        assert_array_equal(fastnn.bias_grad(dout), expected.astype(np.float32))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -537,6 +537,9 @@ def test_multilayer_net_extend_gradient_numerical(hidden, n, use_dropout, use_ba
                                         dropout_ration=ratio, use_batchnorm=use_batchnorm,
                                         seed=None)
     if use_batchnorm:
+        # two samples normalise to exactly -1 and +1 at every layer: the loss is so curved there
+        # that the central difference itself is off by ~1e-4 (seen at hidden [3, 3], n = 2)
+        assume(n >= 4)
         a = x @ net.params["W1"]
         assume(separated(a, 0.05))  # a well-conditioned batch variance at the first layer
     numerical_check(net, x, t, seed=seed if use_dropout else None)

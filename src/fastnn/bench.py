@@ -11,6 +11,7 @@ speed.
 
     python -m fastnn.bench [kernels|models|ch6|conv ...] [--threads N] [--quick] [--json FILE]
                            [-k TEXT] [--no-torch] [--list]
+    python -m fastnn.bench --markdown run1.json run2.json ...   (the README's table, with ranges)
 
 One implementation serves `bench/*.py` and `fastnn bench`.
 """
@@ -393,14 +394,18 @@ def median_time(fn, min_seconds=0.02, repeat=7):
 
 
 def interleaved(fns, min_seconds=0.02, repeat=7, settle=None):
-    """{name: median seconds per call}: each fn warmed up once, then `repeat` rounds in which every
-    fn runs enough calls to last min_seconds, the fns taking turns (so a drift in the machine's
-    speed reaches them alike). settle() runs before each timed run."""
-    number = {}
+    """{name: median seconds per call}: each fn warmed up once, then `repeat` rounds (at most 3 when
+    a call takes over a second) in which every fn runs enough calls to last min_seconds, the fns
+    taking turns (so a drift in the machine's speed reaches them alike). settle() runs before each
+    timed run."""
+    number, slowest = {}, 0.0
     for name, fn in fns.items():
         start = time.perf_counter()
         fn()
-        number[name] = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-9)))
+        once = time.perf_counter() - start
+        number[name], slowest = max(1, int(min_seconds / max(once, 1e-9))), max(slowest, once)
+    if slowest > 1:  # a call of seconds (the DeepConvNet step): 3 rounds are enough
+        repeat = min(repeat, 3)
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
@@ -485,11 +490,6 @@ def _mnist_like(n, size, rng, dtype=np.float64, dense=False):
     if not dense:
         x *= rng.random((n, size)) < 0.2
     return x.astype(dtype), rng.integers(0, 10, n)
-
-
-def _ref(name):
-    """fastnn.reference's class of that name, or None while it has none."""
-    return getattr(reference, name, None)
 
 
 def _softmax_ce(n, c):
@@ -951,6 +951,26 @@ def _versions(torch, jax):
 _COLUMNS = ("book", "fast", "reference")
 
 
+def _result(w, timed, times, machine):
+    """The row's figures: its times, the ratio book / fast and the bound (torch, jax come later)."""
+    flops = timed.flops() if callable(timed.flops) else timed.flops
+    if timed.nbytes:
+        reads = timed.reads_only
+        kind = "reads at the read bandwidth" if reads else "bytes at the copy bandwidth"
+        bound = timed.nbytes / machine["read_bandwidth" if reads else "copy_bandwidth"]
+    elif flops:
+        kind = f"matrix-product FLOPs at the {_dtype_name(timed.dtype)} GEMM rate"
+        bound = flops / machine["gemm_rate"][_dtype_name(timed.dtype)]
+    elif timed.floor:
+        kind, bound = "measured floor", times["floor"]
+    else:
+        kind = bound = None
+    return dict(group=w.group, workload=w.name, book=times["book"], fast=times["fast"],
+                reference=times.get("reference"), torch=None, jax=None,
+                ratio=times["book"] / times["fast"], bound=bound, bound_kind=kind, flops=flops,
+                bytes=timed.nbytes, note=timed.note)
+
+
 def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=False,
         json_path=None, match=None):
     """Time the workloads of the groups in `which` (default: all) whose name contains one of
@@ -986,7 +1006,7 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
                  + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
         print_fn("ratio = the book's code / fastnn (SPEC 14); bound = bytes at the measured "
                  "bandwidth or matrix-product FLOPs at the measured GEMM rate")
-        rows = []
+        results = []
         for w in workloads:
             timed = w.make()
             fns = {c: getattr(timed, c) for c in _COLUMNS if getattr(timed, c)}
@@ -995,63 +1015,41 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
             times = interleaved(fns, min_seconds, repeat, settle)
             for c, s in timed.scale.items():
                 times[c] *= s
-            rows.append((w, timed, times))
+            results.append(_result(w, timed, times, machine))
             del timed, fns  # a row's data is freed before the next row's is made
 
         # PyTorch and JAX after all the others, imported only then: their threads (and PyTorch's
         # own OpenMP runtime, once loaded) keep a core busy, which slowed fastnn rows with 2
         # threads up to 9x. Each row's data is made again for them.
-        extra = {}
+        modules = {}
         for name in ("torch", "jax") if with_torch else ():
             module = _optional(name)
             if module is None:
                 continue
+            modules[name] = module
             if name == "torch":
                 module.set_num_threads(threads)
             else:  # float64 arrays stay float64 (JAX's default is float32); XLA picks its threads
                 module.config.update("jax_enable_x64", True)
                 __import__("jax.numpy")
-            for w, _, _ in rows:
-                timed = w.make()
-                factory = getattr(timed, name)
+            for w, result in zip(workloads, results):
+                factory = getattr(w.make(), name)
                 if factory:
-                    extra[w.name, name] = interleaved({name: factory(module)}, min_seconds,
-                                                      repeat, settle)[name]
-            extra[name] = module
-        torch, jax = extra.get("torch"), extra.get("jax")
+                    result[name] = interleaved({name: factory(module)}, min_seconds, repeat,
+                                               settle)[name]
+        torch, jax = modules.get("torch"), modules.get("jax")
 
         header = (f"{'workload':58s} {'book':>10s} {'fastnn':>10s} {'ratio':>7s} {'bound':>10s} "
                   f"{'reference':>10s} {'torch':>10s}" + (f" {'jax':>10s}" if jax else ""))
         print_fn(header)
         print_fn("-" * len(header))
-        results = []
-        for w, timed, times in rows:
-            flops = timed.flops() if callable(timed.flops) else timed.flops
-            if timed.nbytes:
-                bound_kind = "reads at the read bandwidth" if timed.reads_only else \
-                    "bytes at the copy bandwidth"
-                rate = machine["read_bandwidth" if timed.reads_only else "copy_bandwidth"]
-                bound = timed.nbytes / rate
-            elif flops:
-                bound_kind = f"matrix-product FLOPs at the {_dtype_name(timed.dtype)} GEMM rate"
-                bound = flops / machine["gemm_rate"][_dtype_name(timed.dtype)]
-            elif timed.floor:
-                bound_kind, bound = "measured floor", times["floor"]
-            else:
-                bound_kind = bound = None
-            result = dict(group=w.group, workload=w.name, book=times["book"], fast=times["fast"],
-                          reference=times.get("reference"), torch=extra.get((w.name, "torch")),
-                          jax=extra.get((w.name, "jax")), ratio=times["book"] / times["fast"],
-                          bound=bound, bound_kind=bound_kind, flops=flops, bytes=timed.nbytes,
-                          note=timed.note)
-            results.append(result)
-            print_fn(f"{w.name:58s} {_fmt_time(result['book']):>10s} "
-                     f"{_fmt_time(result['fast']):>10s} "
-                     f"{result['ratio']:6.1f}x {_fmt_time(bound):>10s} "
-                     f"{_fmt_time(result['reference']):>10s} {_fmt_time(result['torch']):>10s}"
-                     + (f" {_fmt_time(result['jax']):>10s}" if jax else ""))
-            if timed.note:
-                print_fn(f"  ({timed.note})")
+        for r in results:
+            print_fn(f"{r['workload']:58s} {_fmt_time(r['book']):>10s} {_fmt_time(r['fast']):>10s} "
+                     f"{r['ratio']:6.1f}x {_fmt_time(r['bound']):>10s} "
+                     f"{_fmt_time(r['reference']):>10s} {_fmt_time(r['torch']):>10s}"
+                     + (f" {_fmt_time(r['jax']):>10s}" if jax else ""))
+            if r["note"]:
+                print_fn(f"  ({r['note']})")
         if json_path:
             with open(json_path, "w") as f:
                 json.dump({"machine": machine, "versions": _versions(torch, jax), "repeat": repeat,
@@ -1061,6 +1059,30 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
         fastnn.set_num_threads(0)
         if blas:
             blas.unregister()
+
+
+def markdown(paths):
+    """A markdown table of the --json files at paths (several runs of the same workloads): each
+    time the median over the runs, the ratio as its range over them."""
+    runs = [json.load(open(p)) for p in paths]
+    rows = {}
+    for run_ in runs:
+        for row in run_["rows"]:
+            rows.setdefault(row["workload"], []).append(row)
+    threads = sorted({run_["machine"]["threads"] for run_ in runs})
+    lines = [f"{len(runs)} run(s), {'/'.join(map(str, threads))} thread(s); times: medians over "
+             "the runs; ratio = the book's code / fastnn, lowest-highest over the runs", "",
+             "| workload | book | fastnn | ratio | bound | reference | torch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, found in rows.items():
+        def med(key):
+            values = [r[key] for r in found if r[key] is not None]
+            return _fmt_time(statistics.median(values)) if values else ""
+        lo, hi = min(r["ratio"] for r in found), max(r["ratio"] for r in found)
+        ratio = f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
+        lines.append(f"| {name} | {med('book')} | {med('fast')} | {ratio} | {med('bound')} | "
+                     f"{med('reference')} | {med('torch')} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -1076,7 +1098,12 @@ def main(argv=None):
     parser.add_argument("-k", metavar="TEXT", dest="match", action="append",
                         help="only workloads whose name contains TEXT (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the workloads, time nothing")
+    parser.add_argument("--markdown", nargs="+", metavar="JSON",
+                        help="print a markdown table of earlier --json files, time nothing")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(args.markdown))
+        return 0
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     try:
