@@ -1085,11 +1085,16 @@ def markdown(paths):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """python -m fastnn.bench: the benchmark table, one thread by default."""
+def main(argv=None, prog="python -m fastnn.bench"):
+    """python -m fastnn.bench (and fastnn bench): the benchmark table, one thread by default. A bad
+    argument is one line on stderr, exit status 2."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m fastnn.bench",
-                                     description=__doc__.split("\n")[0])
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            self.exit(2, f"{self.prog}: error: {message}\n")
+
+    parser = Parser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("which", nargs="*", help=f"groups among {', '.join(GROUPS)} (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="fastnn's, BLAS's and PyTorch's")
     parser.add_argument("--quick", action="store_true", help="one timing run per column")

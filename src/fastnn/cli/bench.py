@@ -1,22 +1,8 @@
-"""``fastnn bench``: the benchmark table of ``fastnn.bench``."""
-from .common import add_threads_option, set_command
+"""``fastnn bench``: the benchmark table of ``fastnn.bench`` (its options: ``fastnn bench --help``)."""
+from .common import add_passthrough
 
 
 def register(subparsers):
-    parser = subparsers.add_parser(
-        "bench", help="kernel timings: fastnn against the reference",
-        description="fastnn.bench.run(): median times of the fast and the reference half, "
-        "their ratio, the memory-bandwidth bound, and PyTorch when installed.")
-    add_threads_option(parser)
-    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    parser.add_argument("--quick", action="store_true",
-                        help="one timing run per workload instead of seven")
-    set_command(parser, run)
-
-
-def run(parser, args):
     from .. import bench
-
-    bench.run(threads=args.threads, with_torch=not args.no_torch,
-              repeat=1 if args.quick else 7)
-    return 0
+    add_passthrough(subparsers, "bench", lambda argv: bench.main(argv, prog="fastnn bench"),
+                    help="every workload timed against the book's code")
