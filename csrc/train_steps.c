@@ -418,6 +418,9 @@ __attribute__((target("avx512f"))) static void compact_rows_avx512(const struct 
 #endif
     for (ptrdiff_t r = 0; r < n; r++) {
         const real *xr = x + (idx ? idx[r] : first + r) * in;
+        if (idx && r + 4 < n) /* the rows are drawn at random: fetch ahead */
+            for (ptrdiff_t i = 0; i < in; i += 64 / (ptrdiff_t)sizeof(real))
+                __builtin_prefetch(x + idx[r + 4] * in + i);
         w->rowptr[r] = m;
         ptrdiff_t i = 0;
 #ifdef FASTNN_REAL_F32
