@@ -291,3 +291,22 @@ def test_run_steps_uses_the_compiled_path_only_for_sgd_backward(monkeypatch):
         assert len(trainer.run_steps(4)) == 4 and len(calls) == expected
     assert fastnn.NetworkTrainer(fastnn.TwoLayerNet(64, 20, 10, seed=0), x, t, xt, tt,
                                  verbose=False, rng=0, gradient="backward").run_steps(0) == []
+
+
+@pytest.mark.parametrize("rows", [1437, 7, 2**31 + 1, 2**40])
+@pytest.mark.parametrize("batch", [100, 2, 3])
+def test_batch_masks_are_the_per_step_draws(rows, batch):
+    """run_steps' block draw gives what the steps' draws give, also when draws are rejected
+    (rows = 2**31 + 1: about half of them) and for generators it does not take in one block."""
+    for bit_generator in (np.random.PCG64, np.random.Philox):
+        for seed in range(5):
+            x, t = np.zeros((rows if rows < 10**4 else 5, 1)), np.zeros(rows if rows < 10**4 else 5)
+            block = fastnn.NetworkTrainer(fastnn.TwoLayerNet(1, 2, 2), x, t, x, t, verbose=False,
+                                          mini_batch_size=batch, gradient="backward",
+                                          rng=np.random.Generator(bit_generator(seed)))
+            block.train_size = rows
+            one = np.random.Generator(bit_generator(seed))
+            for k in (1, 15, 4):
+                expected = np.array([one.integers(0, rows, batch) for _ in range(k)])
+                np.testing.assert_array_equal(block._batch_masks(k), expected)
+            np.testing.assert_equal(block._rng.bit_generator.state, one.bit_generator.state)

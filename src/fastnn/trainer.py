@@ -42,9 +42,7 @@ class NetworkTrainer(_reference.NetworkTrainer, Trainer):
         n_steps = _reference._check_count("n_steps", n_steps, minimum=0)
         if not self._compiled() or n_steps == 0:
             return super().run_steps(n_steps)
-        batches = np.empty((n_steps, self.batch_size), np.int64)
-        for s in range(n_steps):
-            batches[s] = self._batch_mask()
+        batches = self._batch_masks(n_steps)
         x, t = self.x_train, self.t_train
         if not (x.dtype == self.network.dtype and x.flags.c_contiguous and x.ndim == 2):
             # only the batches' rows, not all of x, converted to the network's dtype
@@ -57,6 +55,29 @@ class NetworkTrainer(_reference.NetworkTrainer, Trainer):
         return losses
 
     run_steps.__doc__ = _reference.NetworkTrainer.run_steps.__doc__
+
+    def _batch_masks(self, n_steps):
+        """The next n_steps mini-batches' indices, (n_steps, batch_size): what n_steps calls of
+        _batch_mask draw. From a PCG64 generator and an even batch size, one call of
+        rng.integers draws them all when it gives the same numbers: each call of a batch takes
+        batch_size / 2 64-bit words (two 32-bit draws a word, the leftover half dropped at the
+        call's end) unless a draw is rejected (Lemire's method; for 1437 rows about 3e-7 a draw),
+        so the block is kept when the generator moved by exactly n_steps * batch_size / 2 words;
+        otherwise the state is put back and the steps draw one by one."""
+        rng, size = self._rng, self.batch_size
+        if rng is not None and size % 2 == 0 and type(rng.bit_generator) is np.random.PCG64:
+            start = rng.bit_generator.state
+            block = rng.integers(0, self.train_size, (n_steps, size))
+            expected = np.random.PCG64()
+            expected.state = start
+            expected.advance(n_steps * size // 2)
+            if expected.state == rng.bit_generator.state:
+                return block
+            rng.bit_generator.state = start
+        batches = np.empty((n_steps, size), np.int64)
+        for s in range(n_steps):
+            batches[s] = self._batch_mask()
+        return batches
 
 
 class ModelTrainer(_reference.ModelTrainer, Trainer):
