@@ -12,7 +12,9 @@
  *
  * relu (forward) writes max(0, out) instead of out, NaN kept as relu_of does; y (backward, may be
  * NULL) is that forward's output, and dout counts only where y passed the ReLU (!(y <= 0)): the
- * ReLU that follows a batch norm in a network, fused.
+ * ReLU that follows a batch norm in a network, fused. dout is loaded unconditionally, so the
+ * select is a vector blend (a conditional load kept the loop scalar, with a branch per element
+ * that the ReLU's random mask mispredicts: 115 us for a (100, 100) backward in a network, now 22).
  *
  * Statistics are sums in float64 (also for float32 x), in one pass: sums of x - s and (x - s)^2
  * with s = x's first row, so that the variance E[(x-s)^2] - E[x-s]^2 does not cancel when the
@@ -209,7 +211,7 @@ static inline void grad_sums_rows(const real *restrict dout, const real *restric
     for (ptrdiff_t j = lo; j < hi; j++) {
         double sb = acc_b[j], sg = acc_g[j], m = mean[j], rs = rstd[j];
         for (int k = 0; k < r; k++) {
-            double g = relu && y[k * d + j] <= 0 ? 0 : dout[k * d + j];
+            double dv = dout[k * d + j], g = relu && y[k * d + j] <= 0 ? 0 : dv;
             sb += g;
             sg += (x[k * d + j] - m) * rs * g;
         }
@@ -230,7 +232,7 @@ static inline void grad_rows(const real *restrict dout, const real *restrict y, 
     for (ptrdiff_t j = lo; j < hi; j++) {
         double m = mean[j], rs = rstd[j], sc = scale[j], b = mb[j], g = mg[j];
         for (int k = 0; k < r; k++) {
-            double dk = relu && y[k * d + j] <= 0 ? 0 : dout[k * d + j];
+            double dv = dout[k * d + j], dk = relu && y[k * d + j] <= 0 ? 0 : dv;
             dx[k * d + j] = (real)(sc * (dk - b - (x[k * d + j] - m) * rs * g));
         }
     }

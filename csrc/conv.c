@@ -30,7 +30,7 @@ static FASTNN_CLONES void im2col_t_row(const real *src, ptrdiff_t h, ptrdiff_t w
     for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
         real *d = dst + oy * ow;
         const real *r = src + (oy * s + ky - p) * w; /* the input row, in bounds */
-        ptrdiff_t base = kx - p;                      /* + ox * s is in [0, w) for ox in [ox0, ox1) */
+        ptrdiff_t base = kx - p; /* + ox * s is in [0, w) for ox in [ox0, ox1) */
         for (ptrdiff_t ox = 0; ox < ox0; ox++)
             d[ox] = 0;
         if (s == 1)

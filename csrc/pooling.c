@@ -10,28 +10,93 @@
  */
 #include "conv.h"
 
-/* 1 when v replaces best: greater, or the first NaN (nothing replaces a NaN) */
+/* 1 when v replaces best: greater, or the first NaN (nothing replaces a NaN). Bitwise, not
+ * short-circuit: no branch to mispredict on random data */
 static inline int replaces(real v, real best)
 {
-    return best == best && !(v <= best);
+    return (best == best) & !(v <= best);
 }
+
+/* best, at <- v, k when v replaces best, as selects */
+#define TAKE(v, k)                                                                                 \
+    do {                                                                                           \
+        int take_ = replaces(v, best);                                                             \
+        best = take_ ? (v) : best;                                                                 \
+        at = take_ ? (k) : at;                                                                     \
+    } while (0)
+
+#ifdef FASTNN_AVX512
+/* The 2x2 stride-2 windows of output row (r0, r1), VLANES outputs at a time: two loads per input
+ * row hold 2 * VLANES elements, a permute splits them into the windows' left and right columns,
+ * and the four candidates are taken in window order with masked moves (the scalar TAKE's rule:
+ * v replaces best when best is not NaN and !(v <= best)). */
+__attribute__((target("avx512f"))) static void maxpool_row_2x2_avx512(
+    const real *r0, const real *r1, ptrdiff_t ow, real *o, int32_t *a)
+{
+#ifdef FASTNN_REAL_F32
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                           30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+#define PERMUTE2(lo, idx, hi) _mm512_permutex2var_ps(lo, idx, hi)
+#define CMP_MASK(k, v, b, op) _mm512_mask_cmp_ps_mask(k, v, b, op)
+#else
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(1));
+#define PERMUTE2(lo, idx, hi) _mm512_permutex2var_pd(lo, idx, hi)
+#define CMP_MASK(k, v, b, op) _mm512_mask_cmp_pd_mask(k, v, b, op)
+#endif
+    for (ptrdiff_t ox = 0; ox < ow; ox += VLANES) {
+        /* the last, partial block: masked loads (which do not touch the lanes masked off) and
+           stores */
+        ptrdiff_t m = ow - ox < VLANES ? ow - ox : VLANES, lo = 2 * m < VLANES ? 2 * m : VLANES;
+        vmask in_lo = (vmask)(((uint64_t)1 << lo) - 1);
+        vmask in_hi = (vmask)(((uint64_t)1 << (2 * m - lo)) - 1);
+        vmask out = (vmask)(((uint64_t)1 << m) - 1);
+        vreal u0 = V(maskz_loadu)(in_lo, r0 + 2 * ox);
+        vreal u1 = V(maskz_loadu)(in_hi, r0 + 2 * ox + VLANES);
+        vreal w0 = V(maskz_loadu)(in_lo, r1 + 2 * ox);
+        vreal w1 = V(maskz_loadu)(in_hi, r1 + 2 * ox + VLANES);
+        vreal cand[3] = {PERMUTE2(u0, odd, u1), PERMUTE2(w0, even, w1), PERMUTE2(w0, odd, w1)};
+        vreal best = PERMUTE2(u0, even, u1);
+        __m512i at = _mm512_setzero_si512();
+        for (int k = 0; k < 3; k++) {
+            vmask ordered = CMP_MASK((vmask)-1, best, best, _CMP_ORD_Q);
+            vmask take = CMP_MASK(ordered, cand[k], best, _CMP_NLE_UQ);
+            best = V(mask_mov)(best, take, cand[k]);
+            at = _mm512_mask_mov_epi32(at, (__mmask16)take, _mm512_set1_epi32(k + 1));
+        }
+        V(mask_storeu)(o + ox, out, best);
+        _mm512_mask_storeu_epi32(a + ox, (__mmask16)out, at);
+    }
+#undef PERMUTE2
+#undef CMP_MASK
+}
+#endif
 
 static FASTNN_CLONES void maxpool_plane(const real *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh,
                                         ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
-                                        ptrdiff_t ow, real *out, int32_t *arg)
+                                        ptrdiff_t ow, real *out, int32_t *arg, int avx512)
 {
+    (void)avx512;
     if (fh == 2 && fw == 2 && s == 2 && p == 0) { /* the models' pooling: every window inside */
         for (ptrdiff_t oy = 0; oy < oh; oy++) {
             const real *r0 = x + 2 * oy * w, *r1 = r0 + w;
+            real *o = out + oy * ow;
+            int32_t *a = arg + oy * ow;
+#ifdef FASTNN_AVX512
+            if (avx512) {
+                maxpool_row_2x2_avx512(r0, r1, ow, o, a);
+                continue;
+            }
+#endif
             for (ptrdiff_t ox = 0; ox < ow; ox++) {
                 real best = r0[2 * ox];
                 int32_t at = 0;
-                real v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-                if (replaces(v1, best)) best = v1, at = 1;
-                if (replaces(v2, best)) best = v2, at = 2;
-                if (replaces(v3, best)) best = v3, at = 3;
-                out[oy * ow + ox] = best;
-                arg[oy * ow + ox] = at;
+                TAKE(r0[2 * ox + 1], 1);
+                TAKE(r1[2 * ox], 2);
+                TAKE(r1[2 * ox + 1], 3);
+                o[ox] = best;
+                a[ox] = at;
             }
         }
         return;
@@ -60,11 +125,12 @@ void FN(maxpool_forward)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
     int nt = n * c * h * w >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
+    int avx512 = fastnn_avx512();
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < n * c; r++) {
         ptrdiff_t i = r / c, j = r % c, o = conv_plane(i, j, n, c, q, out_cnhw);
         maxpool_plane(x + conv_plane(i, j, n, c, h * w, x_cnhw), h, w, fh, fw, s, p, oh, ow,
-                      out + o, arg + o);
+                      out + o, arg + o, avx512);
     }
 }
 

@@ -255,14 +255,14 @@ static FASTNN_CLONES void combine_span(const int64_t *ptr, const int64_t *idx, c
 }
 
 #ifdef FASTNN_AVX512
-/* AVX-512 version for narrow rows (h up to MAX_REGS registers: 64 doubles, 128 floats; the book's
- * net has 50 hidden units): each output row is summed in registers, in two sets of nv accumulators
- * taking alternate terms, and stored once. combine_span (above) loads and stores the row every four
- * terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
+/* AVX-512 version for narrow rows (h up to MAX_REGS registers: 128 doubles, 256 floats; the
+ * book's nets have 50 and 100 hidden units): each output row is summed in registers, in two sets
+ * of nv accumulators taking alternate terms, and stored once. combine_span (above) loads and
+ * stores the row every four terms: with h known only at run time GCC cannot keep it in registers. Here nv is a constant in
  * each case of the switch in combine_span_avx512. X's rows are ldx apart (sparse_combine may pass a
  * padded copy). The last register is masked (a masked load never touches memory past h); the
  * others are plain loads and stores. */
-#define MAX_REGS 8
+#define MAX_REGS 16
 #define PAD_MAX_BYTES (256 * 1024)
 
 /* sum + coef * (register v of row), the last of nv registers holding the lanes `last` */
@@ -316,6 +316,7 @@ __attribute__((target("avx512f"))) static void combine_span_avx512(const int64_t
         combine_span_regs(ptr, idx, a, X, ldx, out, lo, hi, h, nv);                                 \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+        CASE(9) CASE(10) CASE(11) CASE(12) CASE(13) CASE(14) CASE(15) CASE(16)
 #undef CASE
     }
 }

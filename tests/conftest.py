@@ -1,10 +1,35 @@
-"""Shared fixtures: every test written against ``half`` runs on both halves of fastnn."""
+"""Shared fixtures (every test written against ``half`` runs on both halves of fastnn) and the
+hypothesis profiles.
+
+Profiles, chosen by the environment variable FASTNN_HYPOTHESIS_PROFILE:
+- ``quick`` (the default, the README's command): each test's own budget, ``examples(n)`` = n;
+- ``ci`` (CI's sanitizer pass): twice that;
+- ``deep`` (by hand, e.g. before a release): twenty times that.
+A test states its budget for the quick profile as ``@settings(max_examples=examples(n))``
+(tests/helpers.py), which scales it with the profile loaded here.
+"""
 
 import importlib
+import os
 
 import numpy as np
 import pytest
-from helpers import num_threads
+from hypothesis import settings
+
+import fastnn
+from helpers import BASE_EXAMPLES, num_threads
+
+PROFILES = {"quick": 1, "ci": 2, "deep": 20}  # name -> factor on each test's own budget
+for _name, _factor in PROFILES.items():
+    settings.register_profile(_name, max_examples=BASE_EXAMPLES * _factor, deadline=None,
+                              print_blob=True)
+PROFILE = os.environ.get("FASTNN_HYPOTHESIS_PROFILE", "quick")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header(config):
+    return (f"fastnn {fastnn.__version__} from {os.path.dirname(fastnn.__file__)}; "
+            f"hypothesis profile {PROFILE}")
 
 HALVES = {"reference": "fastnn.reference", "fast": "fastnn"}
 

@@ -1,9 +1,11 @@
 """Helpers shared by the kernel test files (imported as ``from helpers import ...``)."""
 
+import importlib
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import fastnn
@@ -12,6 +14,26 @@ FLOATS = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="f
 PARALLEL_MIN = 131072  # csrc/real.h: FASTNN_PARALLEL_MIN, the size from which OpenMP threads start
 MAX_ULPS = 4  # the kernels' sigmoid against the reference's (tests/test_sigmoid.py)
 LAYOUTS = ["c", "fortran", "strided", "strided_last", "reversed", "readonly", "byteswapped"]
+BASE_EXAMPLES = 100  # max_examples of the quick hypothesis profile (tests/conftest.py)
+
+
+def examples(n):
+    """A test's hypothesis budget: n examples under the quick profile (the default), scaled with
+    the profile loaded (tests/conftest.py: ci twice, deep twenty times)."""
+    return max(1, n * settings.default.max_examples // BASE_EXAMPLES)
+
+
+def halves_of(module, *names):
+    """The halves a test of fastnn.<module>.<names> runs on, as params for the ``half`` fixture
+    (``@pytest.mark.parametrize("half", halves_of("layers", "Repeat"), indirect=True)``): both
+    when the fast half has its own objects, else the reference alone. A name the fast half
+    re-exports from the reference is the reference's object: running its test "on both halves"
+    would run the reference's code twice and prove nothing more, so it runs once, and on both
+    from the day the fast half gets its own."""
+    fast = importlib.import_module(f"fastnn.{module}")
+    ref = importlib.import_module(f"fastnn.reference.{module}")
+    reexported = all(getattr(fast, name) is getattr(ref, name) for name in names)
+    return ["reference"] if reexported else ["reference", "fast"]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, PARALLEL_MIN, num_threads, with_layout
+from helpers import FLOATS, PARALLEL_MIN, examples, num_threads, with_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -68,7 +68,7 @@ def douts(draw, dtype, min_dims=1, max_dims=4):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_matches_reference_and_exact_sum(dtype, data):
     dout = data.draw(douts(dtype))
     before = dout.copy()
@@ -126,7 +126,7 @@ def test_any_layout_equals_contiguous_copy(dtype, layout):
 @pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint8, np.int32, np.int64, np.uint64],
                          ids=lambda d: np.dtype(d).name)
 @given(data=st.data())
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 def test_integers_and_bool_promote_to_float64(dtype, data):
     info_max = 1 if dtype == np.bool_ else min(np.iinfo(dtype).max, 2**40)
     info_min = 0 if dtype == np.bool_ else max(np.iinfo(dtype).min, -(2**40))
@@ -186,7 +186,7 @@ def test_thread_counts_agree(dtype, shape, threads):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_affine_backward_db_matches_reference(dtype, data):
     n = data.draw(st.sampled_from([1, 2, 5]))
     in_shape = data.draw(st.sampled_from([(3,), (1,), (2, 3), (2, 1, 2)]))

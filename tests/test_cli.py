@@ -71,6 +71,7 @@ def write_idx_mnist(directory, n_train=60, n_test=20, gz_train=True, gz_test=Fal
 
 # --------------------------------------------------------------------------- train
 
+@pytest.mark.slow
 def test_default_run_reaches_95_percent(tmp_path):
     """The acceptance run: digits, sigmoid, hidden 50, batch 100, lr 0.1, SGD."""
     result = fastnn("train", "--no-progress", tmp_path=tmp_path)
@@ -121,6 +122,7 @@ def test_epochs_count_steps_of_the_training_set(tmp_path):
     assert "6 steps = 2 epochs of 3 steps" in result.stdout  # ceil(1437 / 500) = 3
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib.image
@@ -349,6 +351,7 @@ def test_no_command_and_help(tmp_path):
 
 # --------------------------------------------------------------------------- bench, gradcheck
 
+@pytest.mark.slow
 def test_bench_quick(tmp_path):
     result = fastnn("bench", "--quick", "--no-torch", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -221,6 +221,52 @@ ENTRIES.update({
         {0: IN, 1: MASK_IN, 2: OUT}),
 })
 
+# chapters 7-8 (_core_conv.pxi): 4-D batches of planes, int32 window indices of the pooling
+PLANES_IN, PLANES_OUT = Arg(two_d=True), Arg(two_d=True, written=True)
+WINDOWS_IN, WINDOWS_OUT = Arg(typed=False), Arg(written=True, typed=False)
+
+
+def _windows(rng, n, c):
+    return rng.integers(0, 4, size=(n, c, 3, 3)).astype(np.int32)
+
+
+ENTRIES.update({
+    "im2col": Entry(
+        _core.im2col,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1,
+                               np.empty((n * 25, c * 9), dt), False, False],
+        {0: PLANES_IN, 5: OUT}),
+    "col2im": Entry(
+        _core.col2im,
+        lambda dt, n, c, rng: [_floats(rng, dt, n * 25, c * 9), np.empty((n, c, 5, 5), dt),
+                               3, 3, 1, 1, False, False],
+        {0: IN, 1: PLANES_OUT}),
+    "swap_outer": Entry(
+        _core.swap_outer,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), np.empty((c, n, 5), dt),
+                               _floats(rng, dt, n)],
+        {0: PLANES_IN, 1: OUT, 2: IN}),
+    "conv_bias_act": Entry(
+        _core.conv_bias_act,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n), True],
+        {0: PLANES_OUT, 1: IN}),
+    "conv_act_backward_bias": Entry(
+        _core.conv_act_backward_bias,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n, c, 5),
+                               np.empty(n, dt)],
+        {0: PLANES_OUT, 1: IN, 2: OUT}),
+    "maxpool_forward": Entry(
+        _core.maxpool_forward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 6, 6), 2, 2, 2, 0,
+                               np.empty((n, c, 3, 3), dt), np.empty((n, c, 3, 3), np.int32)],
+        {0: PLANES_IN, 5: PLANES_OUT, 6: WINDOWS_OUT}),
+    "maxpool_backward": Entry(
+        _core.maxpool_backward,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 3, 3), _windows(rng, n, c),
+                               np.empty((n, c, 6, 6), dt), 2, 2, 2, 0],
+        {0: PLANES_IN, 1: WINDOWS_IN, 2: PLANES_OUT}),
+})
+
 # public names of _core that take no arrays
 NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_avx512", "is_float_buffer",
              "is_label_buffer", "SparseX", "TwoLayerWork"}
@@ -275,8 +321,10 @@ CORRUPTIONS = {
 def applicable(arg, a):
     """The corruptions that must make an entry refuse the array a in the place of arg."""
     names = [name for name, (applies, _) in CORRUPTIONS.items() if applies(arg)]
-    if a.ndim < 2 or min(a.shape) < 2:
-        names = [name for name in names if name != "Fortran order"]  # still C-contiguous
+    if a.ndim < 2 or min(a.shape) < 2:  # still C-contiguous
+        names = [name for name in names if name != "Fortran order"]
+    if a.ndim == 0 or a.shape[0] < 2:  # one row: contiguous whatever its stride
+        names = [name for name in names if name != "strided"]
     return names
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings, HealthCheck
 from hypothesis import strategies as st
 
 import fastnn.reference.datasets as datasets
+from helpers import examples
 
 
 # =========================================================================== digits
@@ -233,7 +234,7 @@ def test_mnist_mixed_gzip_and_raw_prefers_gz(tmp_path):
 
 @given(n_train=st.integers(0, 6), n_test=st.integers(0, 4),
        rows=st.integers(1, 9), cols=st.integers(1, 9), gzipped=st.booleans())
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_mnist_roundtrip_any_size(tmp_path, n_train, n_test, rows, cols, gzipped):
     d = tmp_path / f"{n_train}_{n_test}_{rows}_{cols}_{int(gzipped)}"
     d.mkdir(exist_ok=True)

@@ -24,6 +24,7 @@ process, at the end of the file.
 """
 
 import math
+import pickle
 import os
 import re
 import subprocess
@@ -971,3 +972,298 @@ def test_model_numerical_gradient_with_biases_not_1d(case):
                 assert grads[name].shape == param.shape, (name, grads[name].shape, param.shape)
     """)
     assert status == 0, f"exit status {status}\n{stderr}"
+
+
+# --------------------------------------------------------------------------- CONV
+# Volume 1, chapters 7-8: im2col / col2im, Convolution, Pooling, SimpleConvNet, DeepConvNet.
+
+def conv_layer(stride=1, pad=0):
+    rng = np.random.default_rng(7)
+    return fastnn.Convolution(rng.standard_normal((2, 3, 3, 3)), np.zeros(2), stride, pad)
+
+
+def conv_after_forward():
+    layer = conv_layer()
+    layer.forward(np.ones((2, 3, 5, 5)))
+    return layer
+
+
+def pool_after_forward():
+    layer = fastnn.Pooling(2, 2)
+    layer.forward(np.ones((2, 3, 4, 4)))
+    return layer
+
+
+def small_convnet():
+    return fastnn.SimpleConvNet(input_dim=(1, 8, 8), conv_param={'filter_num': 2,
+                                'filter_size': 3, 'pad': 0, 'stride': 1}, hidden_size=4,
+                                output_size=3, seed=0)
+
+
+def pickled(tmp_dir, name, value):
+    path = os.path.join(tmp_dir, name)
+    with open(path, "wb") as f:
+        pickle.dump(value, f)
+    return path
+
+
+def good_convnet_params():
+    return {key: value.copy() for key, value in small_convnet().params.items()}
+
+
+def without(params, key):
+    params = dict(params)
+    del params[key]
+    return params
+
+
+def replaced(params, key, value):
+    params = dict(params)
+    params[key] = value
+    return params
+
+
+X4 = np.ones((2, 3, 5, 5))
+CONV = {
+    # (entry, case): (make the callable, args, exception, message)
+    ("im2col", "3-D input"): (lambda: fastnn.im2col, (np.ones((3, 5, 5)), 3, 3), ValueError,
+                              r"4-D \(N, C, H, W\).*\(3, 5, 5\)"),
+    ("im2col", "stride 0"): (lambda: fastnn.im2col, (X4, 3, 3, 0), ValueError,
+                             "stride must be >= 1, got 0"),
+    ("im2col", "negative stride"): (lambda: fastnn.im2col, (X4, 3, 3, -2), ValueError,
+                                    "stride must be >= 1, got -2"),
+    ("im2col", "negative pad"): (lambda: fastnn.im2col, (X4, 3, 3, 1, -1), ValueError,
+                                 "pad must be >= 0, got -1"),
+    ("im2col", "filter larger than the padded input"): (
+        lambda: fastnn.im2col, (X4, 8, 3, 1, 1), ValueError,
+        r"filter size 8 is larger than the padded input: 5 \+ 2\*1 = 7"),
+    ("im2col", "float filter size"): (lambda: fastnn.im2col, (X4, 3.0, 3), TypeError,
+                                      "filter_size must be an integer"),
+    ("im2col", "complex input"): (lambda: fastnn.im2col, (X4.astype(complex), 3, 3), TypeError,
+                                  "complex128"),
+    ("col2im", "col of the wrong shape"): (
+        lambda: fastnn.col2im, (np.ones((27, 18)), (2, 3, 5, 5), 3, 3), ValueError,
+        r"col must have shape \(18, 27\).*got \(27, 18\)"),
+    ("col2im", "col of the wrong size"): (
+        lambda: fastnn.col2im, (np.ones((17, 27)), (2, 3, 5, 5), 3, 3), ValueError,
+        r"col must have shape \(18, 27\).*got \(17, 27\)"),
+    ("col2im", "3-D input_shape"): (lambda: fastnn.col2im, (np.ones((9, 9)), (1, 5, 5), 3, 3),
+                                    ValueError, r"input_shape must be 4-D"),
+    ("col2im", "negative pad"): (lambda: fastnn.col2im, (np.ones((18, 27)), (2, 3, 5, 5), 3, 3,
+                                                         1, -1), ValueError, "pad must be >= 0"),
+    ("Convolution", "negative stride"): (
+        lambda: fastnn.Convolution, (np.ones((2, 3, 3, 3)), np.zeros(2), -1), ValueError,
+        "stride must be >= 1, got -1"),
+    ("Convolution", "negative pad"): (
+        lambda: fastnn.Convolution, (np.ones((2, 3, 3, 3)), np.zeros(2), 1, -1), ValueError,
+        "pad must be >= 0, got -1"),
+    ("Convolution", "3-D W"): (lambda: fastnn.Convolution, (np.ones((2, 3, 3)), np.zeros(2)),
+                               ValueError, r"W must be 4-D.*\(2, 3, 3\)"),
+    ("Convolution", "b of the wrong shape"): (
+        lambda: fastnn.Convolution, (np.ones((2, 3, 3, 3)), np.zeros(3)), ValueError,
+        r"b must have shape \(2,\).*got \(3,\)"),
+    ("Convolution.forward", "3-D x"): (lambda: conv_layer().forward, (np.ones((3, 5, 5)),),
+                                       ValueError, r"4-D \(N, C, H, W\), got shape \(3, 5, 5\)"),
+    ("Convolution.forward", "channel mismatch"): (
+        lambda: conv_layer().forward, (np.ones((2, 4, 5, 5)),), ValueError,
+        r"x has 4 channels \(shape \(2, 4, 5, 5\)\) but W has 3"),
+    ("Convolution.forward", "filter larger than the padded input"): (
+        lambda: conv_layer().forward, (np.ones((2, 3, 2, 5)),), ValueError,
+        "filter size 3 is larger than the padded input: 2"),
+    ("Convolution.forward", "empty batch"): (lambda: conv_layer().forward,
+                                             (np.ones((0, 3, 5, 5)),), ValueError, "empty batch"),
+    ("Convolution.forward", "complex x"): (lambda: conv_layer().forward, (X4.astype(complex),),
+                                           TypeError, "complex128"),
+    ("Convolution.backward", "dout of the wrong shape"): (
+        lambda: conv_after_forward().backward, (np.ones((2, 2, 3, 4)),), ValueError,
+        r"dout must have the shape of Convolution's last output \(2, 2, 3, 3\)"),
+    ("Convolution.backward", "dout of strings"): (
+        lambda: conv_after_forward().backward, (np.full((2, 2, 3, 3), "a"),), TypeError,
+        "U1"),
+    ("Convolution.backward", "before forward"): (lambda: conv_layer().backward,
+                                                 (np.ones((2, 2, 3, 3)),), RuntimeError,
+                                                 "before forward"),
+    ("Pooling", "negative stride"): (lambda: fastnn.Pooling, (2, 2, -1), ValueError,
+                                     "stride must be >= 1, got -1"),
+    ("Pooling", "negative pad"): (lambda: fastnn.Pooling, (2, 2, 2, -1), ValueError,
+                                  "pad must be >= 0, got -1"),
+    ("Pooling.forward", "3-D x"): (lambda: fastnn.Pooling(2, 2).forward, (np.ones((3, 4, 4)),),
+                                   ValueError, r"4-D \(N, C, H, W\)"),
+    ("Pooling.forward", "window larger than the padded input"): (
+        lambda: fastnn.Pooling(3, 3).forward, (np.ones((1, 1, 2, 5)),), ValueError,
+        "filter size 3 is larger than the padded input: 2"),
+    ("Pooling.backward", "dout of the wrong shape"): (
+        lambda: pool_after_forward().backward, (np.ones((2, 3, 2, 3)),), ValueError,
+        r"dout must have the shape of Pooling's last output \(2, 3, 2, 2\)"),
+    ("SimpleConvNet.predict", "channel mismatch"): (
+        lambda: small_convnet().predict, (np.ones((2, 2, 8, 8)),), ValueError,
+        r"x must have shape \(N, 1, 8, 8\).*got \(2, 2, 8, 8\)"),
+    ("SimpleConvNet.predict", "3-D x"): (lambda: small_convnet().predict, (np.ones((2, 8, 8)),),
+                                         ValueError, r"x must have shape \(N, 1, 8, 8\)"),
+    ("SimpleConvNet.gradient", "label out of range"): (
+        lambda: small_convnet().gradient, (np.ones((2, 1, 8, 8)), np.array([0, 3])), ValueError,
+        r"label out of range: t\[1\] = 3"),
+    ("SimpleConvNet", "filter larger than the padded input"): (
+        lambda: fastnn.SimpleConvNet, ((1, 4, 4), {'filter_num': 2, 'filter_size': 5, 'pad': 0,
+                                                   'stride': 1}), ValueError,
+        "filter size 5 is larger than the padded input: 4"),
+    ("SimpleConvNet", "dtype float16"): (lambda: lambda: fastnn.SimpleConvNet(dtype=np.float16),
+                                         (), TypeError, "float16"),
+}
+
+
+@pytest.mark.parametrize("entry, case, row", params("CONV", CONV))
+def test_conv_errors(entry, case, row):
+    make, args, error, match = row
+    check_error(make(), args, error, match)
+
+
+LOADS = {
+    "missing W2": (lambda p: without(p, "W2"), ValueError, r"missing parameters \['W2'\]"),
+    "unknown W4": (lambda p: replaced(p, "W4", np.ones(3)), ValueError,
+                   r"unknown parameters? \['W4'\]"),
+    "W1 misshaped": (lambda p: replaced(p, "W1", np.ones((2, 1, 3, 2))), ValueError,
+                     r"parameter W1 has shape \(2, 1, 3, 2\).*\(2, 1, 3, 3\)"),
+    "b3 of strings": (lambda p: replaced(p, "b3", np.array(["a", "b", "c"])), TypeError,
+                      r"parameter b3 has dtype <U1"),
+    "a list, not a dict": (lambda p: list(p.values()), TypeError, "dict"),
+}
+
+
+@pytest.mark.parametrize("case", list(LOADS))
+def test_convnet_load_params_errors(case, tmp_path):
+    edit, error, match = LOADS[case]
+    net = small_convnet()
+    path = pickled(str(tmp_path), "params.pkl", edit(good_convnet_params()))
+    check_error(net.load_params, (path,), error, match)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided", "reversed", "unaligned", "readonly",
+                                    "memmap", "byteswapped", "broadcast"])
+def test_conv_layers_layouts_equal_a_contiguous_copy(layout, tmp_path):
+    rng = np.random.default_rng(8)
+    for name in ("col", "x8"):
+        (tmp_path / name).mkdir()
+    a, x = in_layout(rng.standard_normal((3, 3, 6, 5)), layout, tmp_path)
+    same(conv_layer(2, 1).forward(a), conv_layer(2, 1).forward(x))
+    same(fastnn.Pooling(2, 2, 1).forward(a), fastnn.Pooling(2, 2, 1).forward(x))
+    same(fastnn.im2col(a, 3, 2, 2, 1), fastnn.im2col(x, 3, 2, 2, 1))
+    a, x = in_layout(rng.standard_normal((27, 12)), layout, tmp_path / "col")
+    same(fastnn.col2im(a, (3, 3, 2, 2), 2, 2, 1, 1), fastnn.col2im(x, (3, 3, 2, 2), 2, 2, 1, 1))
+    net = small_convnet()
+    a, x = in_layout(rng.standard_normal((2, 1, 8, 8)), layout, tmp_path / "x8")
+    same(net.predict(a), net.predict(x))
+
+
+# --------------------------------------------------------------------------- CHAPTER6
+# Volume 1, chapter 6 (issue 10): the multilayer networks' constructors, the fast Relu, Dropout
+# and BatchNormalization, and the networks' calls. Each row: a clear error naming the problem,
+# raised before anything is written (the layer's or network's public state, its inputs).
+
+def multilayer(kind="MultiLayerNetExtend", **kwargs):
+    return getattr(fastnn, kind)(4, [5, 3], C, seed=1, **kwargs)
+
+
+def batchnorm(d=3, **kwargs):
+    return fastnn.BatchNormalization(np.ones(d), np.zeros(d), **kwargs)
+
+
+def forwarded(layer, x, *args):
+    layer.forward(x, *args)
+    return layer
+
+
+CHAPTER6_CONSTRUCTORS = {
+    # (entry, case): (callable, exception, message)
+    ("MultiLayerNet", "hidden size 0"): (
+        lambda: fastnn.MultiLayerNet(4, [5, 0, 3], C), ValueError, r"hidden_size_list.*\b0\b"),
+    ("MultiLayerNet", "hidden size -2"): (
+        lambda: fastnn.MultiLayerNet(4, [-2], C), ValueError, r"hidden_size_list.*-2"),
+    ("MultiLayerNet", "hidden size 2.5"): (
+        lambda: fastnn.MultiLayerNet(4, [2.5], C), ValueError, r"hidden_size_list.*2\.5"),
+    ("MultiLayerNet", "output_size 0"): (
+        lambda: fastnn.MultiLayerNet(4, [5], 0), ValueError, r"output_size.*\b0\b"),
+    ("MultiLayerNet", "weight_init_std 'kaiming'"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, weight_init_std="kaiming"), ValueError, "kaiming"),
+    ("MultiLayerNet", "activation tanh"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, activation="tanh"), ValueError, "tanh"),
+    ("MultiLayerNet", "dtype float16"): (
+        lambda: fastnn.MultiLayerNet(4, [5], C, dtype=np.float16), TypeError, "float16"),
+    ("MultiLayerNetExtend", "dropout_ration 1"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=1.0), ValueError, r"dropout_ration.*1"),
+    ("MultiLayerNetExtend", "dropout_ration -0.1"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=-0.1), ValueError, r"dropout_ration.*-0\.1"),
+    ("MultiLayerNetExtend", "dropout_ration NaN"): (
+        lambda: multilayer(use_dropout=True, dropout_ration=np.nan), ValueError, r"dropout_ration.*nan"),
+    ("Dropout", "ratio 1"): (lambda: fastnn.Dropout(1), ValueError, r"dropout_ratio.*1"),
+    ("Dropout", "ratio 1.5"): (lambda: fastnn.Dropout(1.5), ValueError, r"dropout_ratio.*1\.5"),
+    ("Dropout", "ratio '0.5'"): (lambda: fastnn.Dropout("0.5"), TypeError, "dropout_ratio"),
+    ("BatchNormalization", "running_mean (4,) for gamma (3,)"): (
+        lambda: batchnorm(running_mean=np.zeros(4), running_var=np.ones(3)), ValueError,
+        r"running_mean.*\(4,\)"),
+}
+
+
+@pytest.mark.parametrize("entry, case, row", params("CHAPTER6", CHAPTER6_CONSTRUCTORS))
+def test_chapter6_constructors(entry, case, row):
+    build, error, match = row
+    state = np.random.get_state()
+    check_error(build, (), error, match)
+    assert np.array_equal(np.random.get_state()[1], state[1]), "a draw before the error"
+
+
+X4 = np.linspace(-1, 1, 12).reshape(3, 4)
+
+
+def _mismatched_running_var():
+    """A running statistic of the wrong size set after construction: checked at forward."""
+    layer = batchnorm(4, running_mean=np.zeros(4), running_var=np.ones(4))
+    layer.running_var = np.ones(5)
+    return layer.forward, (X4, False)
+
+CHAPTER6_CALLS = {
+    # (entry, case): (a function returning (bound method, args), exception, message)
+    ("Relu.forward", "complex x"): (
+        lambda: (fastnn.Relu().forward, (X4.astype(complex),)), TypeError, "complex128"),
+    ("Relu.backward", "dout (3, 5) for x (3, 4)"): (
+        lambda: (forwarded(fastnn.Relu(), X4).backward, (np.ones((3, 5)),)), ValueError, r"\(3, 5\)"),
+    ("Dropout.forward", "string x"): (
+        lambda: (fastnn.Dropout(0.5).forward, (np.array(["a"]),)), TypeError, "dtype"),
+    ("Dropout.backward", "dout (4, 3) for x (3, 4)"): (
+        lambda: (forwarded(fastnn.Dropout(0.5, rng=0), X4).backward, (np.ones((4, 3)),)),
+        ValueError, r"\(4, 3\)"),
+    ("BatchNormalization.forward", "x (3, 4) for gamma (3,)"): (
+        lambda: (batchnorm(3).forward, (X4,)), ValueError, r"4 features.*gamma"),
+    ("BatchNormalization.forward", "3-D x"): (
+        lambda: (batchnorm(4).forward, (X4.reshape(3, 2, 2),)), ValueError, r"\(3, 2, 2\)"),
+    ("BatchNormalization.forward", "running_var (5,) for 4 features"): (
+        lambda: _mismatched_running_var(), ValueError, r"running_var.*\(5,\)"),
+    ("BatchNormalization.backward", "dout (3, 5)"): (
+        lambda: (forwarded(batchnorm(4), X4).backward, (np.ones((3, 5)),)), ValueError, r"\(3, 5\)"),
+    ("BatchNormalization.backward", "before forward"): (
+        lambda: (batchnorm(4).backward, (np.ones((3, 4)),)), RuntimeError, "before forward"),
+    ("MultiLayerNetExtend.gradient", "label out of range"): (
+        lambda: (multilayer(use_dropout=True, use_batchnorm=True).gradient, (X4, np.array([0, C, 1]))),
+        ValueError, rf"t\[1\] = {C}"),
+    ("MultiLayerNetExtend.loss", "label -1"): (
+        lambda: (multilayer(use_batchnorm=True).loss, (X4, np.array([0, -1, 1]), True)),
+        ValueError, r"t\[1\] = -1"),
+    ("MultiLayerNet.gradient", "x (3, 5) for 4 inputs"): (
+        lambda: (multilayer("MultiLayerNet").gradient, (np.ones((3, 5)), np.array([0, 1, 2]))),
+        ValueError, r"\(3, 5\)"),
+    ("MultiLayerNet.predict", "empty batch"): (
+        lambda: (multilayer("MultiLayerNet").predict, (np.ones((0, 4)),)), ValueError, r"\(0, 4\)"),
+    ("MultiLayerNet.loss", "labels of 2 rows for 3"): (
+        lambda: (multilayer("MultiLayerNet").loss, (X4, np.array([0, 1]))), ValueError, "batch-size"),
+    ("MultiLayerNetExtend.predict", "complex x"): (
+        lambda: (multilayer().predict, (X4.astype(complex),)), TypeError, "complex128"),
+}
+
+
+@pytest.mark.parametrize("entry, case, row", params("CHAPTER6", CHAPTER6_CALLS))
+def test_chapter6_calls(entry, case, row):
+    make, error, match = row
+    fn, args = make()
+    state = np.random.get_state()
+    check_error(fn, args, error, match)
+    assert np.array_equal(np.random.get_state()[1], state[1]), "a draw before the error"

@@ -7,8 +7,9 @@ What must hold for every input hypothesis finds:
 - inputs are unchanged (x of numerical_gradient restored bit for bit), and a result has the shape
   and range it must have.
 
-The budget is FASTNN_FUZZ_EXAMPLES examples per test: small by default, so the normal run stays
-fast (and derandomized, so it is the same run every time); a real fuzz run is e.g.
+The budget is FASTNN_FUZZ_EXAMPLES examples per test: by default 30 times the hypothesis profile's
+factor (tests/conftest.py), so the normal run stays fast (and derandomized, so it is the same run
+every time); a real fuzz run is e.g.
     FASTNN_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py
 Both the public face and the _core entry points it calls are fuzzed: _core re-checks every buffer
 it hands to C, and those checks are what keeps a kernel inside its arrays.
@@ -27,8 +28,9 @@ from hypothesis.extra import numpy as hnp
 
 import fastnn
 from fastnn import _core
+from helpers import examples
 
-DEFAULT_EXAMPLES = 30
+DEFAULT_EXAMPLES = examples(30)  # 30 under the quick hypothesis profile (tests/conftest.py)
 EXAMPLES = int(os.environ.get("FASTNN_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= DEFAULT_EXAMPLES,
                 suppress_health_check=list(HealthCheck), print_blob=True)
@@ -361,3 +363,232 @@ def test_fuzz_core_entries(data, entry):
     else:
         args = [a, data.draw(labels_for(a.shape[0] if a.ndim else 1, 3))] + more(7)
         attempt(_core.twolayer_numerical_gradient, *args, flag, data.draw(st.booleans()), 1e-4)
+
+
+# --------------------------------------------------------------------------- convolutions
+# Volume 1, chapters 7-8: im2col / col2im, Convolution, Pooling, SimpleConvNet; their _core
+# entries with any arrays, sizes, strides, pads and layout flags.
+
+SIZES = st.one_of(st.integers(-2, 7), st.sampled_from([0, 1, 2, 3]))
+CORE_SIZES = st.one_of(st.integers(-2, 7), st.integers(-2**62, 2**62))
+IMAGES = arrays([np.float64, np.float32, np.float16, np.int32, ">f8", np.bool_, np.complex128],
+                min_dims=3, max_dims=5)
+
+
+@FUZZ
+@given(x=st.one_of(IMAGES, anything()), fh=SIZES, fw=SIZES, stride=SIZES, pad=SIZES)
+def test_fuzz_im2col_col2im(x, fh, fw, stride, pad):
+    col = attempt(fastnn.im2col, x, fh, fw, stride, pad)
+    if col is not None:
+        assert col.ndim == 2 and col.shape[1] == np.shape(x)[1] * fh * fw
+        img = attempt(fastnn.col2im, col, np.shape(x), fh, fw, stride, pad)
+        assert img is not None and img.shape == np.shape(x)
+    attempt(fastnn.col2im, x, (2, 1, 3, 3), fh, fw, stride, pad)
+
+
+@FUZZ
+@given(data=st.data(), x=st.one_of(IMAGES, anything()), stride=SIZES, pad=SIZES)
+def test_fuzz_conv_layers(data, x, stride, pad):
+    W = data.draw(st.one_of(arrays(FLOAT_DTYPES, min_dims=4, max_dims=4), anything()))
+    b = data.draw(st.one_of(st.builds(lambda: np.zeros(np.shape(W)[:1])), anything()))
+    layer = attempt(fastnn.Convolution, W, b, stride, pad)
+    if layer is not None:
+        out = attempt(layer.forward, x)
+        if out is not None:
+            dout = data.draw(st.one_of(st.builds(lambda: np.ones(out.shape)), anything()))
+            dx = attempt(layer.backward, dout)
+            assert dx is None or dx.shape == np.shape(x)
+    pool = attempt(fastnn.Pooling, data.draw(SIZES), data.draw(SIZES), stride, pad)
+    if pool is not None:
+        out = attempt(pool.forward, x)
+        if out is not None:
+            dx = attempt(pool.backward, data.draw(st.one_of(
+                st.builds(lambda: np.ones(out.shape)), anything())))
+            assert dx is None or dx.shape == np.shape(x)
+
+
+@FUZZ
+@given(data=st.data(), n=st.integers(0, 4))
+def test_fuzz_simple_convnet(data, n):
+    net = fastnn.SimpleConvNet(input_dim=(1, 6, 6), conv_param={'filter_num': 2,
+                               'filter_size': 3, 'pad': 1, 'stride': 1}, hidden_size=3,
+                               output_size=3, seed=0)
+    x = data.draw(st.one_of(arrays(FLOAT_DTYPES, shape=(n, 1, 6, 6)), IMAGES, anything()))
+    t = data.draw(labels_for(n, 3))
+    attempt(net.predict, x)
+    attempt(net.loss, x, t)
+    grads = attempt(net.gradient, x, t)
+    if grads is not None:
+        assert {k: v.shape for k, v in grads.items()} == {k: v.shape for k, v in net.params.items()}
+    attempt(net.accuracy, x, t)
+
+
+CONV_CORE_ARRAYS = arrays([np.float64, np.float32, np.int32, ">f8"], min_dims=1, max_dims=4)
+
+
+# --------------------------------------------------------------------------- chapter 6 (issue 10)
+# The fast Relu, Dropout and BatchNormalization, the multilayer networks (sizes, init names,
+# ratios and inputs of any kind) and their _core entries.
+
+@FUZZ
+@given(data=st.data(), x=anything(), ratio=st.one_of(SCALARS, st.floats(0, 1)),
+       train=st.booleans())
+def test_fuzz_chapter6_layers(data, x, ratio, train):
+    dout = data.draw(st.one_of(anything(), st.builds(lambda: np.ones(np.shape(x)))))
+    relu = fastnn.Relu()
+    out = attempt(relu.forward, x)
+    if out is not None:
+        assert out.shape == np.shape(x) and relu.mask.shape == np.shape(x)
+        attempt(relu.backward, dout)
+    dropout = attempt(fastnn.Dropout, ratio)
+    if dropout is not None:
+        assert 0 <= dropout.dropout_ratio < 1
+        if attempt(dropout.forward, x, train) is not None and train:
+            attempt(dropout.backward, dout)
+    d = int(np.prod(np.shape(x)[1:])) if np.ndim(x) >= 2 else 3
+    gamma = data.draw(st.one_of(st.just(np.ones(d)), arrays(FLOAT_DTYPES, max_dims=2)))
+    stats = data.draw(st.one_of(st.none(), st.just(np.zeros(d)), arrays(FLOAT_DTYPES, max_dims=1)))
+    bn = attempt(fastnn.BatchNormalization, gamma, np.zeros(np.shape(gamma)), 0.9, stats, stats)
+    if bn is not None and attempt(bn.forward, x, train) is not None:
+        attempt(bn.backward, dout)
+
+
+@FUZZ
+@given(data=st.data(), kind=st.sampled_from(["MultiLayerNet", "MultiLayerNetExtend"]),
+       hidden=st.lists(st.integers(-1, 5), max_size=3),
+       init=st.sampled_from([0.01, 1.0, "relu", "He", "xavier", "sigmoid", "bad", None]),
+       activation=st.sampled_from(["relu", "sigmoid", "tanh"]),
+       ratio=st.sampled_from([0.0, 0.5, 1.0, -0.1, "0.5"]), flags=st.tuples(st.booleans(), st.booleans()))
+def test_fuzz_multilayer(data, kind, hidden, init, activation, ratio, flags):
+    inputs, outputs = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
+    extra = {} if kind == "MultiLayerNet" else dict(use_dropout=flags[0], dropout_ration=ratio,
+                                                    use_batchnorm=flags[1])
+    net = attempt(lambda *args: getattr(fastnn, kind)(*args, **extra), inputs, hidden, outputs,
+                  activation, init, 0.1)
+    if net is None:
+        return
+    assert all(h > 0 for h in hidden) and activation != "tanh"
+    n = data.draw(st.integers(0, 4))
+    x = data.draw(st.one_of(arrays(FLOAT_DTYPES, shape=(n, inputs)), anything()))
+    t = data.draw(labels_for(n, outputs))
+    params = {k: freeze(v) for k, v in net.params.items()}
+    grads = attempt(net.gradient, x, t)
+    if grads is not None:
+        assert {k: v.shape for k, v in grads.items()} == {k: v.shape for k, v in net.params.items()}
+    assert {k: freeze(v) for k, v in net.params.items()} == params
+    attempt(net.loss, x, t)
+    attempt(net.accuracy, x, t)
+    scores = attempt(net.predict, x)
+    if scores is not None:
+        assert scores.shape == (np.shape(x)[0], outputs)
+
+
+@FUZZ
+@given(data=st.data(), entry=st.sampled_from([
+    "im2col", "col2im", "swap_outer", "conv_bias_act", "conv_act_backward_bias",
+    "maxpool_forward", "maxpool_backward"]))
+def test_fuzz_conv_core_entries(data, entry):
+    x = data.draw(CONV_CORE_ARRAYS)
+
+    def other():  # an array of x's shape or size, or anything
+        return data.draw(st.one_of(
+            CONV_CORE_ARRAYS,
+            st.builds(lambda d: np.zeros(x.shape, d), st.sampled_from([np.float64, np.float32])),
+            st.builds(lambda d: np.zeros(x.shape[:1], d), st.sampled_from([np.float64, np.int32])),
+            st.builds(lambda d, k: np.zeros(x.size * k, d),
+                      st.sampled_from([np.float64, np.float32]), st.integers(0, 9))))
+    sizes = [data.draw(CORE_SIZES) for _ in range(4)]
+    flags = [data.draw(st.booleans()) for _ in range(2)]
+    if entry == "im2col":
+        attempt(_core.im2col, x, *sizes, other(), *flags, outputs=(5,))
+    elif entry == "col2im":
+        attempt(_core.col2im, other(), x, *sizes, *flags, outputs=(1,))
+    elif entry == "swap_outer":
+        attempt(_core.swap_outer, x, other(), data.draw(st.one_of(st.none(), st.just(other()))),
+                outputs=(1,))
+    elif entry == "conv_bias_act":
+        attempt(_core.conv_bias_act, x, other(), flags[0], outputs=(0,))
+    elif entry == "conv_act_backward_bias":
+        attempt(_core.conv_act_backward_bias, x, data.draw(st.one_of(st.none(), st.just(other()))),
+                other(), outputs=(0, 2))
+    else:
+        arg = data.draw(st.one_of(
+            st.builds(lambda d: np.zeros(x.shape, d), st.sampled_from([np.int32, np.int64])),
+            st.builds(lambda v: np.full(x.shape, v, np.int32), st.integers(-2**31, 2**31 - 1)),
+            CONV_CORE_ARRAYS))
+        if entry == "maxpool_forward":
+            attempt(_core.maxpool_forward, x, *sizes, other(), arg, *flags, outputs=(5, 6))
+        else:
+            attempt(_core.maxpool_backward, other(), arg, x, *sizes, *flags, outputs=(2,))
+
+
+@FUZZ
+@given(data=st.data(), entry=st.sampled_from([
+    "batchnorm_forward_train", "batchnorm_forward_test", "batchnorm_backward", "relu_forward",
+    "relu_backward", "dropout_forward", "dropout_backward"]))
+def test_fuzz_core_layer_entries(data, entry):
+    a = data.draw(CORE_ARRAYS)
+    masks = st.one_of(CORE_ARRAYS, st.builds(lambda: np.zeros(a.shape, bool)),
+                      st.builds(lambda: np.zeros(a.size + 1, bool)))
+    related = st.one_of(CORE_ARRAYS, st.builds(lambda: np.zeros_like(a)),
+                        st.builds(lambda d: np.zeros(a.shape[-1:] if a.ndim else (), d),
+                                  st.sampled_from([np.float64, np.float32])))
+
+    def more(k):
+        return [data.draw(related) for _ in range(k)]
+    flag = data.draw(st.booleans())
+    if entry == "batchnorm_forward_train":
+        attempt(_core.batchnorm_forward_train, a, *more(2), 1e-6, flag, *more(4),
+                outputs=(5, 6, 7, 8))
+    elif entry == "batchnorm_forward_test":
+        attempt(_core.batchnorm_forward_test, a, *more(4), 1e-6, flag, *more(1), outputs=(7,))
+    elif entry == "batchnorm_backward":
+        attempt(_core.batchnorm_backward, *more(1), data.draw(st.one_of(st.none(), related)), a,
+                *more(6), outputs=(6, 7, 8))
+    elif entry == "relu_forward":
+        attempt(_core.relu_forward, a, *more(1), data.draw(masks), outputs=(1, 2))
+    elif entry == "relu_backward":
+        attempt(_core.relu_backward, a, data.draw(masks), *more(1), outputs=(2,))
+    elif entry == "dropout_forward":
+        attempt(_core.dropout_forward, a, *more(1), 0.5, *more(1), data.draw(masks),
+                outputs=(3, 4))
+    else:
+        attempt(_core.dropout_backward, a, data.draw(masks), *more(1), outputs=(2,))
+
+
+# --------------------------------------------------------------------------- _core's checks, one
+# argument wrong at a time (the table of tests/test_core_boundary.py): a valid call of any size and
+# dtype, values with NaN and inf, and at most one array argument corrupted in one of the ways that
+# entry must refuse. Refused: TypeError / ValueError and nothing written; accepted: inputs unchanged.
+
+from test_core_boundary import ENTRIES, applicable, call_refused, corrupt  # noqa: E402
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(sorted(ENTRIES)),
+       dtype=st.sampled_from([np.float64, np.float32]), n=st.integers(1, 40),
+       c=st.sampled_from([1, 2, 3, 7, 8, 9, 16, 17, 33, 64, 65, 130]), seed=st.integers(0, 2**32 - 1),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e300]))
+def test_fuzz_core_one_bad_argument(data, name, dtype, n, c, seed, special):
+    entry = ENTRIES[name]
+    rng = np.random.default_rng(seed)
+    args = entry.make(dtype, n, c, rng)
+    if special is not None:
+        with np.errstate(all="ignore"):
+            for position, arg in entry.args.items():
+                a = args[position]
+                if arg.kind != "labels" and not arg.written and a.size:
+                    a.reshape(-1)[rng.integers(0, a.size)] = special
+    choices = [(position, corruption) for position, arg in entry.args.items()
+               for corruption in applicable(arg, args[position])]
+    choice = data.draw(st.one_of(st.none(), st.sampled_from(choices)))
+    if choice is None:
+        inputs = {i: args[i].tobytes() for i, arg in entry.args.items() if not arg.written}
+        entry.call(*args)
+        assert {i: args[i].tobytes() for i in inputs} == inputs
+        return
+    position, corruption = choice
+    if corruption == "one short" and args[position].shape[entry.args[position].axis] == 1:
+        return  # an empty array along that axis may be a valid call (bias_grad of 0 rows)
+    args[position] = corrupt(corruption, entry.args[position], args[position])
+    call_refused(entry, args)

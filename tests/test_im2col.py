@@ -118,7 +118,8 @@ def test_other_dtypes_as_the_reference(dtype):
     expected = reference.im2col(x, 3, 2, 1, 1)
     assert col.dtype == expected.dtype
     assert_array_equal(col, expected)
-    img, expected = fastnn.col2im(col, x.shape, 3, 2, 1, 1), reference.col2im(col, x.shape, 3, 2, 1, 1)
+    img = fastnn.col2im(col, x.shape, 3, 2, 1, 1)
+    expected = reference.col2im(col, x.shape, 3, 2, 1, 1)
     assert img.dtype == expected.dtype
     assert_array_equal(img, expected)
 

@@ -1,4 +1,5 @@
-"""fastnn.layers: every backward against a numerical gradient of its forward, on both halves.
+"""fastnn.layers: every backward against a numerical gradient of its forward, on both halves (on the
+reference alone for the layers the fast half re-exports from it: helpers.halves_of).
 
 For a layer with output y = forward(x) and a random upstream gradient dout, backward(dout) must
 return d/dx sum(y * dout) and write d/dp sum(y * dout) into grads[i] for every params[i].
@@ -9,6 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+
+import fastnn
+from helpers import examples, halves_of
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -45,13 +49,15 @@ def check_layer(reference, layer, x, rng):
         assert_allclose(grad, numerical(f, param), rtol=1e-6, atol=1e-8)
 
 
-def test_public_names(half, reference):
-    missing = [name for name in reference.layers.__all__ if not hasattr(half.layers, name)]
+def test_public_names(reference):
+    missing = [name for name in reference.layers.__all__
+               if not (hasattr(fastnn.layers, name) and hasattr(fastnn, name))]
     assert missing == []
 
 
 @pytest.mark.parametrize("axis", [0, 1], ids=["axis0", "axis1"])
 @pytest.mark.parametrize("n", [1, 7], ids=["n1", "n7"])
+@pytest.mark.parametrize("half", halves_of("layers", "Repeat"), indirect=True)
 def test_repeat(half, reference, rng, n, axis):
     x = rng.standard_normal((1, 8) if axis == 0 else (8, 1))
     layer = half.layers.Repeat(n, axis=axis)
@@ -62,6 +68,7 @@ def test_repeat(half, reference, rng, n, axis):
 
 @pytest.mark.parametrize("axis", [0, 1], ids=["axis0", "axis1"])
 @pytest.mark.parametrize("shape", [(7, 8), (1, 3)], ids=shape_id)
+@pytest.mark.parametrize("half", halves_of("layers", "Sum"), indirect=True)
 def test_sum(half, reference, rng, shape, axis):
     x = rng.standard_normal(shape)
     layer = half.layers.Sum(axis=axis)
@@ -70,7 +77,8 @@ def test_sum(half, reference, rng, shape, axis):
 
 
 @given(n=st.integers(1, 6), d=st.integers(1, 6), h=st.integers(1, 6), seed=st.integers(0, 99))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
+@pytest.mark.parametrize("half", halves_of("layers", "MatMul"), indirect=True)
 def test_matmul(half, reference, n, d, h, seed):
     rng = np.random.default_rng(seed)
     x, W = rng.standard_normal((n, d)), rng.standard_normal((d, h))
@@ -80,7 +88,7 @@ def test_matmul(half, reference, n, d, h, seed):
 
 
 @given(n=st.integers(1, 6), d=st.integers(1, 6), h=st.integers(1, 6), seed=st.integers(0, 99))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 def test_affine(half, reference, n, d, h, seed):
     rng = np.random.default_rng(seed)
     x, W, b = rng.standard_normal((n, d)), rng.standard_normal((d, h)), rng.standard_normal(h)
@@ -136,6 +144,7 @@ def test_relu_backward_leaves_dout_alone(half, rng):
 
 
 @pytest.mark.parametrize("shape", [(5,), (4, 3), (2, 3, 4)], ids=shape_id)
+@pytest.mark.parametrize("half", halves_of("layers", "Softmax"), indirect=True)
 def test_softmax(half, reference, rng, shape):
     x = rng.standard_normal(shape) * 3
     layer = half.layers.Softmax()

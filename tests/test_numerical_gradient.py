@@ -16,7 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS
+from helpers import FLOATS, examples
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -97,7 +97,7 @@ def float_values(dtype, shape, max_abs=10.0):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_matches_reference_bit_for_bit(dtype, layout, data):
     values = data.draw(float_values(dtype, data.draw(shapes())))
     x, base = make_x(values, layout)
@@ -111,7 +111,7 @@ def test_matches_reference_bit_for_bit(dtype, layout, data):
 
 
 @given(data=st.data())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_float32_f_matches_reference_within_an_ulp_or_two(data):
     values = data.draw(float_values(np.float32, data.draw(shapes())))
     x = values.copy()
@@ -124,7 +124,7 @@ def test_float32_f_matches_reference_within_an_ulp_or_two(data):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("layout", ["c", "fortran", "strided", "reversed"])
 @given(data=st.data())
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 def test_perturbs_every_element_by_plus_then_minus_h_once(dtype, layout, data):
     # the protocol, observed from inside f: one element at a time is dtype(float(x) + h), then
     # dtype(float(x) - h); all others are untouched. Same calls as the reference (which may visit
@@ -197,7 +197,7 @@ def test_a_view_into_the_array_f_reads(view):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("layout", ["c", "fortran", "strided", "reversed", "transposed"])
 @given(data=st.data())
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_sum_of_squares_gives_2x(dtype, layout, data):
     values = data.draw(float_values(dtype, data.draw(shapes())))
     h = data.draw(st.sampled_from([1e-4, 1e-3, 1e-2]))
@@ -236,7 +236,7 @@ class Boom(Exception):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("layout", ["c", "fortran", "strided", "reversed", "unaligned"])
 @given(data=st.data())
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_restores_every_bit_when_f_raises(dtype, layout, data):
     values = data.draw(raw_floats(dtype))
     x, base = make_x(values, layout)
@@ -260,7 +260,7 @@ def test_restores_every_bit_when_f_raises(dtype, layout, data):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("layout", ["c", "fortran", "strided", "reversed", "unaligned"])
 @given(data=st.data())
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_restores_every_bit_after_success(dtype, layout, data):
     values = data.draw(raw_floats(dtype))
     x, base = make_x(values, layout)

@@ -5,7 +5,7 @@ the (C, N, H, W) planes path the models run."""
 
 import numpy as np
 import pytest
-from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, conv_case, with_layout
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, conv_case, vector_path, with_layout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -171,3 +171,24 @@ def test_backward_checks_the_window_indices():
     arg[0, 0, 1, 1] = 4  # outside the 2x2 window
     with pytest.raises(ValueError, match="window indices outside the 2x2 window"):
         _core.maxpool_backward(np.ones((1, 1, 2, 2)), arg, np.empty((1, 1, 4, 4)), 2, 2, 2, 0)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("width", [2, 7, 16, 24, 33, 48], ids=lambda w: f"w{w}")
+def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
+    """The models' 2x2 stride-2 pooling has its own AVX-512 loop (whole registers and a masked
+    last block): ties, NaN and +-inf in every lane position, against the reference."""
+    rng = np.random.default_rng(width)
+    x = np.round(rng.standard_normal((3, 2, 6, width)))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    x = x.astype(dtype)
+    fast, ref = fastnn.Pooling(2, 2), reference.Pooling(2, 2)
+    with vector_path(path), np.errstate(invalid="ignore"):
+        out, expected = fast.forward(x), ref.forward(x)
+        assert_array_equal(out, expected)
+        assert_array_equal(fast.arg_max, ref.arg_max)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        assert_array_equal(fast.backward(dout), ref.backward(dout))

@@ -15,7 +15,7 @@ from numpy.testing import assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, PARALLEL_MIN
+from helpers import FLOATS, PARALLEL_MIN, examples
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -84,7 +84,7 @@ def update_both(params, grads, lr):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("container", ["list", "dict"])
 @given(data=st.data(), lr=learning_rates)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_matches_reference_bit_for_bit(dtype, container, data, lr):
     pairs = data.draw(st.lists(param_and_grad(dtype), min_size=1, max_size=3))
     if container == "list":

@@ -18,8 +18,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import (FLOATS, LAYOUTS, MAX_ULPS, PARALLEL_MIN, VECTOR_PATHS, num_threads, vector_path,
-                     with_layout)
+from helpers import (FLOATS, LAYOUTS, MAX_ULPS, PARALLEL_MIN, VECTOR_PATHS, examples, num_threads,
+                     vector_path, with_layout)
 
 # Any overflow, divide or invalid-value warning is a failure.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -76,7 +76,7 @@ def shapes(min_dims=1, max_dims=4):
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_forward_matches_reference(dtype, path, data):
     # float64 up to the edge of exp's range (subnormal results near -745), float32 up to -104
     x = data.draw(float_arrays(dtype, shapes(), 800.0 if dtype == np.float64 else 120.0))
@@ -118,7 +118,7 @@ def test_forward_any_layout_equals_contiguous_copy(dtype, layout):
 @pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64,
                                    np.uint64], ids=lambda d: np.dtype(d).name)
 @given(data=st.data())
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_forward_promotes_integers_and_bool_to_float64(dtype, data):
     x = data.draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5)))
     y = fastnn.sigmoid(x)
@@ -209,7 +209,7 @@ def assert_backward_close(actual, desired, dout, dtype):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_layer_forward_backward_match_reference(dtype, data):
     x = data.draw(float_arrays(dtype, shapes(), 60.0))
     dout = data.draw(float_arrays(dtype, st.just(x.shape), 10.0))
@@ -262,7 +262,7 @@ def test_layer_backward_thread_counts_agree(dtype, threads):
 @given(x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
                     elements=st.floats(-8, 8)),
        seed=st.integers(0, 2**32 - 1))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_layer_backward_is_the_numerical_gradient(x, seed):
     dout = np.random.default_rng(seed).standard_normal(x.shape)
     layer = fastnn.layers.Sigmoid()

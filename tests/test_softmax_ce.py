@@ -20,7 +20,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
 from fastnn import reference
-from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, num_threads, vector_path, with_layout
+from helpers import (FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, examples, num_threads, vector_path,
+                     with_layout)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -92,7 +93,7 @@ def batches(draw, dtype, max_abs=1000.0):
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_forward_matches_reference(dtype, path, data):
     x, t = data.draw(batches(dtype))
     x_before, t_before = x.copy(), t.copy()
@@ -107,7 +108,7 @@ def test_forward_matches_reference(dtype, path, data):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_invariants(dtype, data):
     x, t = data.draw(batches(dtype))
     n, c = x.shape
@@ -133,7 +134,7 @@ def test_invariants(dtype, data):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_adding_a_constant_to_a_row_changes_nothing_exactly(dtype, data):
     # integer logits and shifts: x + k is exact, so x - max(x) is the same array and every result
     # must be the same bits
@@ -149,7 +150,7 @@ def test_adding_a_constant_to_a_row_changes_nothing_exactly(dtype, data):
 
 
 @given(data=st.data())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_adding_a_constant_to_a_row_changes_nothing_float64(data):
     n = data.draw(st.integers(1, 6))
     c = data.draw(st.integers(1, 12))
@@ -234,7 +235,7 @@ def test_nan_anywhere_in_a_long_row_propagates(dtype, position, path):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @given(data=st.data(), dout=st.sampled_from([1, 1.0, 0.5, -2.0, 0.0, 3]))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_layer_forward_backward_match_reference(dtype, data, dout):
     x, t = data.draw(batches(dtype))
     x_before = x.copy()
@@ -249,7 +250,7 @@ def test_layer_forward_backward_match_reference(dtype, data, dout):
 
 
 @given(data=st.data())
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_layer_backward_is_the_numerical_gradient(data):
     n = data.draw(st.integers(1, 4))
     c = data.draw(st.integers(1, 8))

@@ -172,6 +172,7 @@ def reset_threads():
     fastnn.set_num_threads(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", list(ENTRIES))
 def test_no_growth_over_10k_calls(entry):
     call = ENTRIES[entry]
@@ -293,6 +294,7 @@ def run_in_threads(fn, threads=8, repeats=3):
         return [r for rs in pool.map(work, range(threads)) for r in rs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_eight_threads_on_shared_inputs_agree_with_a_serial_call(name):
     fn = KERNELS[name]

@@ -33,9 +33,11 @@ if [ ! -x "$dir/venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$dir/venv"
 fi
 py=$dir/venv/bin/python
-# the build requirements of pyproject.toml (no build isolation: the build dir is kept) and the
-# test extra's packages
-"$py" -m pip install -q 'scikit-build-core>=0.10' 'cython>=3.0' 'numpy>=2.0' cmake ninja
+# the build requirements of pyproject.toml, read from it (no build isolation: the build dir is
+# kept), and the test extra's packages
+mapfile -t requires < <("$py" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["build-system"]["requires"]))' "$root/pyproject.toml")
+"$py" -m pip install -q "${requires[@]}" cmake ninja
 "$py" -m pip install -q --no-build-isolation \
     -Cbuild-dir="$dir/cmake" -Ccmake.build-type=RelWithDebInfo -Cinstall.strip=false \
     -Ccmake.define.FASTNN_SANITIZE=ON "$root[test]"

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _core
 
-_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MAX = np.uint64(np.iinfo(np.int64).max)
 
 
 def as_float(x, name):
@@ -79,7 +79,7 @@ def as_labels(t, shape):
                         f"got dtype {t.dtype} with shape {t.shape}")
     if t.ndim > 1 or t.size != n:
         raise ValueError(f"batch-size mismatch: {n} rows of logits, labels of shape {t.shape}")
-    if t.dtype == np.uint64 and t.max() > _INT64_MAX:
+    if t.dtype == np.uint64 and t.max() > _INT64_MAX:  # uint64 with uint64: exact on NumPy 1.x too
         i = int(np.argmax(t > _INT64_MAX))
         raise ValueError(f"label out of range: t[{i}] = {t.reshape(-1)[i]}, classes are 0..{c - 1}")
     return t.reshape(n).astype(np.int64)  # a new contiguous, aligned, native int64 array

@@ -53,7 +53,11 @@ cdef extern from "conv.h" nogil:
 
 
 cdef struct Geometry:
-    Py_ssize_t n, c, h, w, fh, fw, s, p, oh, ow
+    Py_ssize_t n, c, h, w, fh, fw, s, p, oh, ow, cols  # cols: im2col's N * OH * OW * C * FH * FW
+
+# window sizes, strides and pads beyond this are refused: the sizes computed from them then fit
+# in a Py_ssize_t
+cdef Py_ssize_t _WINDOW_MAX = 1 << 24
 
 
 cdef Geometry _geometry(cnp.ndarray x, str name, bint cnhw, Py_ssize_t fh, Py_ssize_t fw,
@@ -62,9 +66,9 @@ cdef Geometry _geometry(cnp.ndarray x, str name, bint cnhw, Py_ssize_t fh, Py_ss
     cdef Geometry g
     if cnp.PyArray_NDIM(x) != 4:
         raise ValueError(f"{name}: expected 4-D, got shape {(<object> x).shape}")
-    if s < 1 or p < 0 or fh < 1 or fw < 1:
-        raise ValueError(f"window {fh}x{fw}, stride {s}, pad {p}: need sizes and stride >= 1, "
-                         f"pad >= 0")
+    if s < 1 or p < 0 or fh < 1 or fw < 1 or max(fh, fw, s, p) > _WINDOW_MAX:
+        raise ValueError(f"window {fh}x{fw}, stride {s}, pad {p}: need sizes and stride in "
+                         f"[1, {_WINDOW_MAX}], pad in [0, {_WINDOW_MAX}]")
     g.n, g.c = cnp.PyArray_DIM(x, 1 if cnhw else 0), cnp.PyArray_DIM(x, 0 if cnhw else 1)
     g.h, g.w = cnp.PyArray_DIM(x, 2), cnp.PyArray_DIM(x, 3)
     g.fh, g.fw, g.s, g.p = fh, fw, s, p
@@ -74,6 +78,11 @@ cdef Geometry _geometry(cnp.ndarray x, str name, bint cnhw, Py_ssize_t fh, Py_ss
         raise ValueError(f"window {fh}x{fw} larger than the padded input "
                          f"{g.h + 2 * p}x{g.w + 2 * p} ({name} shape {(<object> x).shape}, pad {p})")
     g.oh, g.ow = (g.h + 2 * p - fh) // s + 1, (g.w + 2 * p - fw) // s + 1
+    cols = (<object> g.n) * g.oh * g.ow * g.c * fh * fw  # in Python integers: no overflow
+    if cols > (1 << 62):
+        raise ValueError(f"im2col of {name} shape {(<object> x).shape}, window {fh}x{fw}, "
+                         f"stride {s}, pad {p} would have {cols} elements")
+    g.cols = cols
     return g
 
 
@@ -83,20 +92,24 @@ def im2col(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stri
     (C * FH * FW, N * OH * OW) when transposed. x (N, C, H, W), or (C, N, H, W) when cnhw."""
     cdef int typenum = _float_array(x, "x")
     cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
-    _like(col, "col", typenum, g.n * g.oh * g.ow * g.c * fh * fw, True)
+    _like(col, "col", typenum, g.cols, True)
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *pc = cnp.PyArray_DATA(col)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
-                im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+                im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <double *> pc)
             else:
-                im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> pc)
+                im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <double *> pc)
         else:
             if transposed:
-                im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+                im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <float *> pc)
             else:
-                im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> pc)
+                im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <float *> pc)
 
 
 def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_ssize_t fw,
@@ -105,20 +118,24 @@ def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_
     overwritten."""
     cdef int typenum = _float_array(dx, "dx", True)
     cdef Geometry g = _geometry(dx, "dx", cnhw, fh, fw, stride, pad)
-    _like(col, "col", typenum, g.n * g.oh * g.ow * g.c * fh * fw, False)
+    _like(col, "col", typenum, g.cols, False)
     cdef void *pc = cnp.PyArray_DATA(col)
     cdef void *px = cnp.PyArray_DATA(dx)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
-                col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+                col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <double *> px)
             else:
-                col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <double *> px)
+                col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <double *> px)
         else:
             if transposed:
-                col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+                col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
+                             fh, fw, stride, pad, <float *> px)
             else:
-                col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad, <float *> px)
+                col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
+                           fh, fw, stride, pad, <float *> px)
 
 
 def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray bias=None):
@@ -212,7 +229,7 @@ def maxpool_forward(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssi
     x (N, C, H, W) or (C, N, H, W) (x_cnhw); out and arg (N, C, OH, OW) or (C, N, OH, OW)."""
     cdef int typenum = _float_array(x, "x")
     cdef Geometry g = _geometry(x, "x", x_cnhw, fh, fw, stride, pad)
-    if fh * fw > 2 ** 31 - 1:
+    if fh * fw > 2 ** 31 - 1:  # arg holds int32 indices in the window
         raise ValueError(f"pooling window {fh}x{fw} too large")
     _pool_outputs(g, out, arg, typenum, out_cnhw, True)
     cdef void *px = cnp.PyArray_DATA(x)

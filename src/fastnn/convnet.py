@@ -201,16 +201,16 @@ class _ConvNet:
         missing = [key for key in self.params if key not in params]
         unknown = [key for key in params if key not in self.params]
         if missing or unknown:
-            raise ValueError(f"{file_name}: missing parameters {missing}, unknown {unknown}"
-                             f"; the network has {list(self.params)}")
+            raise ValueError(f"{file_name}: missing parameters {missing}, unknown parameters "
+                             f"{unknown}; this network has {list(self.params)}")
         arrays = {}
         for key, target in self.params.items():
             value = np.asarray(params[key])
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"{file_name}: parameter {key} has dtype {value.dtype}")
             if value.shape != target.shape:
-                raise ValueError(f"{file_name}: parameter {key} has shape {value.shape}, the "
-                                 f"network's is {target.shape}")
+                raise ValueError(f"{file_name}: parameter {key} has shape {value.shape}, "
+                                 f"this network's is {target.shape}")
             arrays[key] = value
         for key, value in arrays.items():
             self.params[key][...] = value

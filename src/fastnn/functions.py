@@ -3,7 +3,12 @@
 sigmoid, softmax_cross_entropy, bias_grad and numerical_gradient run compiled kernels (csrc/ via
 _core); the others are the reference's NumPy, already as fast as NumPy gets.
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._checks import (as_float, as_labels, as_logits, check_label_range, check_real_dtype,
@@ -29,9 +34,10 @@ def step_function(x):
 
 
 def relu_grad(x):
-    """Derivative of relu as the book takes it: 1.0 where x >= 0 (also at 0), else 0.0; float64,
-    x's shape. One NumPy comparison and cast, the whole pass."""
-    return (np.asarray(x) >= 0).astype(np.float64)
+    """Derivative of relu as the book takes it: 1 where x >= 0 (also at 0), else 0; x's shape and
+    dtype. One NumPy comparison and cast, the whole pass."""
+    x = np.asarray(x)
+    return (x >= 0).astype(x.dtype)
 
 
 def sum_squared_error(y, t):
@@ -41,7 +47,7 @@ def sum_squared_error(y, t):
     return 0.5 * np.sum((np.asarray(y) - np.asarray(t)) ** 2)
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> NDArray[np.floating[Any]]:
     """1 / (1 + exp(-x)) elementwise, any shape; float32 stays float32, other input -> float64.
 
     Stable for every finite x, no warnings: sigmoid(-1000) == 0.0, sigmoid(1000) == 1.0; NaN -> NaN.
@@ -52,13 +58,13 @@ def sigmoid(x):
     return y
 
 
-def sigmoid_grad(x):
+def sigmoid_grad(x: ArrayLike) -> NDArray[np.floating[Any]]:
     """Derivative of the sigmoid at x: (1 - sigmoid(x)) * sigmoid(x); shape of x."""
     y = sigmoid(x)
     return sigmoid_backward(np.ones_like(y), y)
 
 
-def sigmoid_backward(dout, out):
+def sigmoid_backward(dout: ArrayLike, out: ArrayLike) -> NDArray[np.floating[Any]]:
     """dout * (1 - out) * out: the Sigmoid layer's backward.
 
     One compiled pass when dout and out have one shape and dtype; otherwise NumPy's broadcasting
@@ -75,7 +81,7 @@ def sigmoid_backward(dout, out):
     return dx
 
 
-def cross_entropy_error(y, t):
+def cross_entropy_error(y: ArrayLike, t: ArrayLike) -> float:
     """Mean cross-entropy -log(y[n, t_n] + 1e-7) over the batch, as the reference, with its
     labels checked: y (N, C) probabilities (1-D: one sample); t index labels (N,) of any integer
     dtype, each in 0..C-1, or one-hot (N, C)."""
@@ -85,12 +91,12 @@ def cross_entropy_error(y, t):
     return reference.cross_entropy_error(y, t)
 
 
-def numerical_diff(f, x, h=1e-4):
+def numerical_diff(f: Callable[[Any], Any], x: Any, h: float = 1e-4) -> Any:
     """Central difference (f(x + h) - f(x - h)) / 2h; h finite and > 0."""
     return reference.numerical_diff(f, x, check_step(h))
 
 
-def softmax_cross_entropy(x, t):
+def softmax_cross_entropy(x: ArrayLike, t: ArrayLike) -> tuple[float, NDArray[np.floating[Any]]]:
     """Fused softmax and cross-entropy: (loss, y) from logits in one pass per row.
 
     x: (N, C) logits (1-D: one sample), float32 or float64; t: index labels (N,) of any integer
@@ -108,7 +114,7 @@ def softmax_loss(X, t):
     return _core.softmax_ce_forward(X, as_labels(t, X.shape))[0]
 
 
-def bias_grad(dout):
+def bias_grad(dout: ArrayLike) -> NDArray[np.floating[Any]]:
     """Sum of dout over every axis but the last: (..., D) -> (D,), dout's dtype.
 
     Accumulated in float64 also for float32 input; the gradient of a bias added to every row.
@@ -122,7 +128,8 @@ def bias_grad(dout):
     return db
 
 
-def numerical_gradient(f, x, h=1e-4):
+def numerical_gradient(f: Callable[[Any], Any], x: NDArray[np.floating[Any]],
+                       h: float = 1e-4) -> NDArray[np.floating[Any]]:
     """Central-difference gradient of f at x: (f(x+h) - f(x-h)) / 2h for every element.
 
     x: float32 or float64 array of any shape and strides, writable. It is perturbed in place, one
@@ -146,16 +153,23 @@ def numerical_gradient(f, x, h=1e-4):
 
 
 def numerical_gradient_2d(f, X, h=1e-4):
-    """The book's row-by-row central difference: X 1-D or 2-D (rows in order, each element in
-    order), which is numerical_gradient's C order; the same compiled loop. Returns an array like X.
-    """
-    if np.ndim(X) > 2:
-        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {np.shape(X)}; "
-                         "numerical_gradient takes any shape")
-    return numerical_gradient(f, X, h)
+    """Volume 1's row-by-row central difference: a 1-D X as one vector; a 2-D X row by row, with f
+    called on the row being perturbed (a view into X). The compiled loop of numerical_gradient on
+    each row; returns an array like X."""
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.ndim == 1:
+        return numerical_gradient(f, X, h)
+    if X.ndim != 2:
+        raise ValueError(f"numerical_gradient_2d takes a 1-D or 2-D X, got shape {X.shape}")
+    h = check_step(h)
+    grad = np.zeros_like(X)
+    for idx, x in enumerate(X):
+        grad[idx] = numerical_gradient(f, x, h)
+    return grad
 
 
-def gradient_descent(f, init_x, lr=0.01, step_num=100):
+def gradient_descent(f: Callable[[Any], Any], init_x: NDArray[np.floating[Any]],
+                     lr: float = 0.01, step_num: int = 100) -> NDArray[np.floating[Any]]:
     """x <- x - lr * numerical_gradient(f, x), step_num times; returns x.
 
     As in the book, x is init_x itself: it is updated in place and returned.

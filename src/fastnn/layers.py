@@ -8,7 +8,12 @@ Both books' conventions on one object: `params` and `grads` are lists and `backw
 `BatchNormalization.gamma/.beta/.dgamma/.dbeta` (volume 1). Every forward and backward returns
 new arrays, which fastnn never writes again.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._checks import as_buffer, as_float, as_labels, as_logits, as_scalar, check_real_dtype
@@ -55,7 +60,7 @@ class Affine:
     An N-D input (N, d1, d2, ...) is flattened to (N, D) and its gradient gets the input's shape back.
     """
 
-    def __init__(self, W, b):
+    def __init__(self, W: NDArray[np.floating[Any]], b: NDArray[np.floating[Any]]) -> None:
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
         self.x = None
@@ -66,7 +71,7 @@ class Affine:
     dW = _entry("grads", 0, "dW: grads[0], written by backward")
     db = _entry("grads", 1, "db: grads[1], written by backward")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, ...) with D elements per sample -> (N, H)."""
         W, b = self.params
         x = np.asarray(x)
@@ -82,7 +87,7 @@ class Affine:
         self.original_x_shape, self.x = x.shape, flat
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout: ArrayLike, need_dx: bool = True) -> NDArray[np.floating[Any]] | None:
         """dout: (N, H) -> dx shaped like the input; grads = [dW (D, H), db (H,)].
 
         need_dx=False skips the product dout W^T (the first layer of a network needs no dx) and
@@ -132,16 +137,16 @@ class Affine:
 class Sigmoid:
     """Sigmoid layer; keeps its output `out` for the backward pass."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params, self.grads = [], []
         self.out = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """Any shape -> sigmoid(x), same shape (float32 stays float32)."""
         self.out = sigmoid(x)
         return self.out
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[np.floating[Any]]:
         """dout (shape of out) -> dout * (1 - out) * out."""
         return sigmoid_backward(dout, self.out)
 
@@ -161,13 +166,13 @@ class SoftmaxWithLoss:
     """Softmax followed by the cross-entropy loss, fused in one kernel; keeps the probabilities `y`
     and the int64 index labels `t` for the backward pass."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params, self.grads = [], []
         self.loss = None
         self.y = None
         self.t = None
 
-    def forward(self, x, t):
+    def forward(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, C) scores; t: (N,) index labels or (N, C) one-hot -> mean loss (float)."""
         x = as_logits(x)
         t = as_labels(t, x.shape)
@@ -175,7 +180,7 @@ class SoftmaxWithLoss:
         self.t = t
         return self.loss
 
-    def backward(self, dout=1):
+    def backward(self, dout: float = 1) -> NDArray[np.floating[Any]]:
         """dout: scalar -> dx (N, C) = (y - onehot(t)) * dout / N."""
         if self.y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")

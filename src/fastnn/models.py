@@ -13,10 +13,14 @@ When x is mostly zeros (MNIST: ~80%), the two products with x skip them (csrc/tw
 Scratch buffers are reused between steps; they are never handed to the caller.
 `numerical_gradient` is compiled too (csrc/twolayer.c): it never calls back into Python.
 """
+from __future__ import annotations
+
 import contextlib
 import threading
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_real_dtype, check_step
@@ -187,7 +191,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
             else:
                 _dot_into(x.T, dz1, gW1)
 
-    def _compiled_params(self):
+    def _compiled_params(self) -> list[np.ndarray] | None:
         """[W1, b1, W2, b2] when each is a contiguous array of the model's dtype (what the
         one-call kernels update or read in place), else None."""
         params = [self._params_by_name()[name] for name in PARAM_NAMES]
@@ -195,7 +199,8 @@ class _CompiledTwoLayer(_TwoLayerModel):
                  for p in params if isinstance(p, np.ndarray))
         return params if ok and all(isinstance(p, np.ndarray) for p in params) else None
 
-    def train_steps(self, x, t, batch_indices, lr):
+    def train_steps(self, x: ArrayLike, t: ArrayLike, batch_indices: ArrayLike,
+                    lr: float) -> NDArray[np.float64]:
         """SGD steps in one compiled call: step s trains on the rows batch_indices[s] of x as
         ``forward(x[b], t[b]); backward(); SGD(lr).update(params, grads)`` does, to rounding.
 
@@ -234,7 +239,7 @@ class _CompiledTwoLayer(_TwoLayerModel):
             return _core.twolayer_sgd_steps(x, t, batches, *params, self._relu, float(lr),
                                             *grads, self._work)
 
-    def accuracy(self, x, t):
+    def accuracy(self, x: ArrayLike, t: ArrayLike) -> float:
         """Fraction of the rows of x whose highest score is the label t (index or one-hot)."""
         x = as_buffer(self._inputs(x), self.dtype)
         params = self._compiled_params()
@@ -242,13 +247,13 @@ class _CompiledTwoLayer(_TwoLayerModel):
             t = as_labels(t, (x.shape[0], params[3].size))
             with self._lock:
                 correct = _core.twolayer_accuracy(x, t, *params, self._relu, self._work)
-            return correct / x.shape[0]
+            return float(correct / x.shape[0])
         scores = self._scores(x)
         t = as_labels(t, scores.shape)
         check_label_range(t, scores.shape[1])
         return float(np.mean(np.argmax(scores, axis=1) == t))
 
-    def gradient(self, x, t):
+    def gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, NDArray[np.floating[Any]]]:
         """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
         grads = {name: np.empty_like(param, dtype=self.dtype)
                  for name, param in self._params_by_name().items()}
@@ -257,7 +262,8 @@ class _CompiledTwoLayer(_TwoLayerModel):
             self._train_backward(1, [grads[name] for name in PARAM_NAMES])
         return grads
 
-    def numerical_gradient(self, x, t, h=1e-4):
+    def numerical_gradient(self, x: ArrayLike, t: ArrayLike,
+                           h: float = 1e-4) -> dict[str, NDArray[np.floating[Any]]]:
         """Central-difference gradients of the loss, (loss(p + h) - loss(p - h)) / 2h for every
         parameter p: a dict W1, b1, W2, b2 in the model's dtype.
 
@@ -297,8 +303,10 @@ class TwoLayerNet(_CompiledTwoLayer):
     returns None: nothing below the first layer needs the input's gradient, so it is not computed.
     """
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 activation="sigmoid", dtype=np.float64, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 weight_init_std: float = 0.01, *, activation: str = "sigmoid",
+                 dtype: DTypeLike = np.float64,
+                 seed: int | np.random.Generator | None = None) -> None:
         self.params = self._setup(input_size, hidden_size, output_size, weight_init_std,
                                   activation, dtype, seed)
         self.grads = [np.zeros_like(p) for p in self.params]
@@ -307,15 +315,15 @@ class TwoLayerNet(_CompiledTwoLayer):
     def _params_by_name(self):
         return dict(zip(PARAM_NAMES, self.params))
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, I) -> scores (N, O) (before softmax)."""
         return self._scores(self._inputs(x))
 
-    def forward(self, x, t):
+    def forward(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, I), t: index labels (N,) or one-hot (N, O) -> mean loss."""
         return self._train_forward(x, t)
 
-    def backward(self, dout=1):
+    def backward(self, dout: float = 1) -> None:
         """Backprop from the last forward; fills grads in place."""
         self._train_backward(dout, self.grads)
 
@@ -323,8 +331,10 @@ class TwoLayerNet(_CompiledTwoLayer):
 class TwoLayerNetwork(_CompiledTwoLayer):
     """Volume 1's two-layer net (seed 002, corrected): params is a dict W1, b1, W2, b2."""
 
-    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, *,
-                 activation="sigmoid", dtype=np.float64, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 weight_init_std: float = 0.01, *, activation: str = "sigmoid",
+                 dtype: DTypeLike = np.float64,
+                 seed: int | np.random.Generator | None = None) -> None:
         W1, b1, W2, b2 = self._setup(input_size, hidden_size, output_size, weight_init_std,
                                      activation, dtype, seed)
         self.params = {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
@@ -333,7 +343,7 @@ class TwoLayerNetwork(_CompiledTwoLayer):
     def _params_by_name(self):
         return self.params
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, I) -> probabilities (N, O)."""
         s = self._scores(self._inputs(x))
         s -= s.max(axis=1, keepdims=True)
@@ -341,7 +351,7 @@ class TwoLayerNetwork(_CompiledTwoLayer):
         s /= s.sum(axis=1, keepdims=True)
         return s
 
-    def loss(self, x, t):
+    def loss(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, I), t: labels -> mean cross-entropy loss."""
         s = self._scores(self._inputs(x))
         return _core.softmax_ce_forward(s, as_labels(t, s.shape))[0]

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _core
-from ._checks import as_buffer, as_labels, as_scalar, check_real_dtype
+from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_real_dtype
 from .functions import bias_grad, numerical_gradient as _numerical_gradient
 from .layers import (Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss,
                      check_dropout_ratio)
@@ -110,12 +110,19 @@ class _MultiLayer:
         """x as an (N, input_size) array of the model's dtype (N-D x flattened per sample)."""
         x = np.asarray(x)
         check_real_dtype(x, "x")
-        if x.ndim >= 2:
+        if x.ndim >= 2 and x.size:
             x = x.reshape(x.shape[0], -1)
         if x.ndim != 2 or x.shape[1] != self.input_size or x.shape[0] == 0:
             raise ValueError(f"x has shape {np.shape(x)}; the network takes (N, {self.input_size}),"
                              f" N >= 1")
         return as_buffer(x, self.dtype)
+
+    def _labels(self, t, n):
+        """t as int64 index labels (N,), each checked before the forward moves any state (batch
+        norm's running statistics, dropout's masks and draws)."""
+        t = as_labels(t, (n, self.output_size))
+        check_label_range(t, self.output_size)
+        return t
 
     def _forward(self, x, train_flg):
         """The scores before the last bias, (N, O) in the last Affine's scratch, and what backward
@@ -158,15 +165,17 @@ class _MultiLayer:
 
     def _loss(self, x, t, train_flg):
         x = self._inputs(x)
+        t = self._labels(t, x.shape[0])
         last = self.layers["Affine" + str(self.hidden_layer_num + 1)]
         with self._lock:
             s = self._forward(x, train_flg)[0]
             loss = self._last_loss(s, t, last)
-        return loss + self._weight_decay()
+        # in the model's dtype, as the reference's float32 network returns a float32 loss
+        return self.dtype.type(loss) + self._weight_decay()
 
     def _last_loss(self, s, t, last):
-        """The SoftmaxWithLoss of s + the last bias, through last_layer (which keeps y, t, loss)."""
-        t = as_labels(t, s.shape)
+        """The SoftmaxWithLoss of s + the last bias, through last_layer (which keeps y, t, loss);
+        t checked int64 labels."""
         b = as_buffer(last.params[1], self.dtype).reshape(-1)
         loss, y = _core.softmax_ce_forward(s, t, b)
         self.last_layer.loss, self.last_layer.y, self.last_layer.t = loss, y, t
@@ -188,6 +197,7 @@ class _MultiLayer:
         """Backprop gradients of the loss (training mode, weight decay included): a dict W1, b1,
         (gamma1, beta1,) W2, ... of new arrays in the model's dtype."""
         x = self._inputs(x)
+        t = self._labels(t, x.shape[0])
         L = self.hidden_layer_num
         last = self.layers["Affine" + str(L + 1)]
         grads = {}

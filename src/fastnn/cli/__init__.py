@@ -3,6 +3,8 @@
     fastnn train      the book's training loop on the bundled digits (or spiral, or MNIST files)
     fastnn bench      fastnn.bench.run()'s table: fast against reference, with ratios
     fastnn gradcheck  backprop against numerical gradients, and the time of both numerical halves
+    fastnn book       a chapter script of either book, unchanged, on fastnn (fastnn.book)
+    fastnn search     the book's hyperparameter search as an Optuna study (fastnn.search)
 
 ``python -m fastnn`` is the same program. Bad arguments print one line on stderr and exit with
 code 2, never a traceback. tqdm (the progress bar) and matplotlib (``--plot``) are optional: the
@@ -18,7 +20,7 @@ import sys
 
 from .common import Parser, UsageError
 
-COMMANDS = ("train", "bench", "gradcheck")  # modules of this package, in the order of --help
+COMMANDS = ("train", "bench", "gradcheck", "book", "search")  # modules of this package, in the order of --help
 
 
 def build_parser():

@@ -15,8 +15,13 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+# ((x_train, t_train), (x_test, t_test))
+Split = tuple[tuple[NDArray[Any], NDArray[Any]], tuple[NDArray[Any], NDArray[Any]]]
 
 __all__ = ["load_digits", "load_mnist", "load_spiral"]
 
@@ -46,7 +51,7 @@ def _one_hot(labels, num_classes=10):
 
 # --------------------------------------------------------------------------- digits
 
-def load_digits(normalize=True, one_hot_label=False):
+def load_digits(normalize: bool = True, one_hot_label: bool = False) -> Split:
     """The 8x8 handwritten digits shipped with fastnn (UCI optdigits test set, 1,797 images).
 
     Fixed split: 360 test images chosen once by a seeded permutation (``digits_split``), the other
@@ -153,7 +158,8 @@ def _load_idx_pair(directory, img_name, label_name):
     return img_path, images, labels
 
 
-def load_mnist(path, normalize=True, flatten=True, one_hot_label=False):
+def load_mnist(path: str | os.PathLike[str], normalize: bool = True, flatten: bool = True,
+               one_hot_label: bool = False) -> Split:
     """MNIST (or any data set in the same format) from the four standard IDX files in ``path``.
 
     ``path`` is a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -199,7 +205,7 @@ def load_mnist(path, normalize=True, flatten=True, one_hot_label=False):
 
 # --------------------------------------------------------------------------- spiral
 
-def load_spiral(seed=1984):
+def load_spiral(seed: int | None = 1984) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Volume 2's three-class spiral (``dataset/spiral.py``, ``load_data``).
 
     Returns ``(x, t)``: x (300, 2) float64 points, t (300, 3) int64 one-hot; rows 100*j ..

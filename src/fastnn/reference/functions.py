@@ -4,7 +4,12 @@
 Plain NumPy. float32 inputs give float32 results; integer and bool inputs are computed in float64.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "identity_function",
@@ -55,7 +60,7 @@ def sigmoid_grad(x):
     return (1.0 - sigmoid(x)) * sigmoid(x)
 
 
-def relu(x):
+def relu(x: ArrayLike) -> NDArray[Any]:
     """max(0, x) elementwise; shape and dtype of x."""
     return np.maximum(0, x)
 
@@ -68,7 +73,7 @@ def relu_grad(x):
     return grad
 
 
-def softmax(x):
+def softmax(x: ArrayLike) -> NDArray[np.floating[Any]]:
     """Softmax over the last axis of x (any ndim, shape kept).
 
     The row maximum is subtracted first, so exp never overflows; the result is unchanged because

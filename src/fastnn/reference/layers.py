@@ -12,7 +12,12 @@ assigning one (``layer.W = params['W1']``, as the book's ``load_params`` does) r
 entry.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .functions import bias_grad, cross_entropy_error, sigmoid, softmax, softmax_cross_entropy
 
@@ -35,16 +40,16 @@ def _list_entry(list_name, index, doc):
 class Repeat:
     """Repeat node: copies x, of length 1 along ``axis``, n times along that axis."""
 
-    def __init__(self, n, axis=0):
+    def __init__(self, n: int, axis: int = 0) -> None:
         self.params, self.grads = [], []
         self.n = n
         self.axis = axis
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         """x: (1, D) for axis=0 -> (n, D)."""
         return np.repeat(x, self.n, axis=self.axis)
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[Any]:
         """dout: (n, D) -> dx (1, D): the copies' gradients summed."""
         return np.sum(dout, axis=self.axis, keepdims=True)
 
@@ -52,17 +57,17 @@ class Repeat:
 class Sum:
     """Sum node: sums x along ``axis``, keeping the axis with length 1."""
 
-    def __init__(self, axis=0):
+    def __init__(self, axis: int = 0) -> None:
         self.params, self.grads = [], []
         self.axis = axis
         self.n = None
 
-    def forward(self, x):
+    def forward(self, x: NDArray[Any]) -> NDArray[Any]:
         """x: (N, D) for axis=0 -> (1, D)."""
         self.n = x.shape[self.axis]
         return np.sum(x, axis=self.axis, keepdims=True)
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[Any]:
         """dout: (1, D) -> dx (N, D): dout repeated, each summand gets it unchanged."""
         return np.repeat(dout, self.n, axis=self.axis)
 
@@ -73,19 +78,19 @@ class MatMul:
     W = _list_entry("params", 0, "the weight (D, H): params[0]")
     dW = _list_entry("grads", 0, "its gradient (D, H): grads[0]")
 
-    def __init__(self, W):
+    def __init__(self, W: NDArray[np.floating[Any]]) -> None:
         self.params = [W]
         self.grads = [np.zeros_like(W)]
         self.x = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, D) -> (N, H)."""
         W, = self.params
         out = np.dot(x, W)
         self.x = x
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[np.floating[Any]]:
         """dout: (N, H) -> dx (N, D); grads[0] = dW = x^T dout."""
         W, = self.params
         dx = np.dot(dout, W.T)
@@ -176,16 +181,16 @@ class Relu:
 class Softmax:
     """Softmax layer over the last axis; keeps its output ``out``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params, self.grads = [], []
         self.out = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (..., C) -> probabilities, same shape."""
         self.out = softmax(x)
         return self.out
 
-    def backward(self, dout):
+    def backward(self, dout: ArrayLike) -> NDArray[np.floating[Any]]:
         """dout: (..., C) -> dx = out * dout - out * sum(out * dout) over the last axis."""
         dx = self.out * dout
         sumdx = np.sum(dx, axis=-1, keepdims=True)

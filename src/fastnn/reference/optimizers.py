@@ -5,7 +5,15 @@
 squared-gradient sums, moments) create it on the first update, one zero array per parameter.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
+
+# what update takes: volume 2's lists or volume 1's dicts of arrays
+Params = list[NDArray[Any]] | dict[Any, NDArray[Any]]
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -23,10 +31,10 @@ def _zeros_like_each(params):
 class SGD:
     """Stochastic gradient descent: p -= lr * g."""
 
-    def __init__(self, lr=0.01):
+    def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         for key in _keys(params):
             params[key] -= self.lr * grads[key]
 
@@ -34,12 +42,12 @@ class SGD:
 class Momentum:
     """Momentum SGD: v = momentum * v - lr * g; p += v."""
 
-    def __init__(self, lr=0.01, momentum=0.9):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
         self.momentum = momentum
         self.v = None
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         if self.v is None:
             self.v = _zeros_like_each(params)
 
@@ -52,12 +60,12 @@ class Nesterov:
     """Nesterov's accelerated gradient, in the corrected form of the book's repository:
     v = momentum * v - lr * g; p += momentum^2 * v - (1 + momentum) * lr * g."""
 
-    def __init__(self, lr=0.01, momentum=0.9):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
         self.momentum = momentum
         self.v = None
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         if self.v is None:
             self.v = _zeros_like_each(params)
 
@@ -71,11 +79,11 @@ class Nesterov:
 class AdaGrad:
     """AdaGrad: h += g * g; p -= lr * g / (sqrt(h) + 1e-7)."""
 
-    def __init__(self, lr=0.01):
+    def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
         self.h = None
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         if self.h is None:
             self.h = _zeros_like_each(params)
 
@@ -87,12 +95,12 @@ class AdaGrad:
 class RMSprop:
     """RMSprop: h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + 1e-7)."""
 
-    def __init__(self, lr=0.01, decay_rate=0.99):
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         self.lr = lr
         self.decay_rate = decay_rate
         self.h = None
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         if self.h is None:
             self.h = _zeros_like_each(params)
 
@@ -107,7 +115,7 @@ class Adam:
     lr_t = lr * sqrt(1 - beta2^iter) / (1 - beta1^iter); m += (1 - beta1) * (g - m);
     v += (1 - beta2) * (g^2 - v); p -= lr_t * m / (sqrt(v) + 1e-7)."""
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         self.lr = lr
         self.beta1 = beta1
         self.beta2 = beta2
@@ -115,7 +123,7 @@ class Adam:
         self.m = None
         self.v = None
 
-    def update(self, params, grads):
+    def update(self, params: Params, grads: Params) -> None:
         if self.m is None:
             self.m = _zeros_like_each(params)
             self.v = _zeros_like_each(params)
