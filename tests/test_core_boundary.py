@@ -137,6 +137,36 @@ ENTRIES = {
         {1: Arg("strided", written=True), 3: OUT}),
 }
 
+# the two-layer net's one-call training and accuracy (_core_train_steps.pxi); the batch indices
+# (an int64 (steps, batch) array) are checked in tests/test_train_steps.py
+WRITTEN_ROWS = Arg(two_d=True, written=True)
+
+
+def _steps_args(dt, n, c, rng):
+    hid, out = 3, 4
+    return [_floats(rng, dt, n, c), _labels(rng, n, out), rng.integers(0, n, (2, 3)),
+            _floats(rng, dt, c, hid), _floats(rng, dt, hid), _floats(rng, dt, hid, out),
+            _floats(rng, dt, out), False, 0.1, np.empty((c, hid), dt), np.empty(hid, dt),
+            np.empty((hid, out), dt), np.empty(out, dt), _core.TwoLayerWork()]
+
+
+def _accuracy_args(dt, n, c, rng):
+    hid, out = 3, 4
+    return [_floats(rng, dt, n, c), _labels(rng, n, out), _floats(rng, dt, c, hid),
+            _floats(rng, dt, hid), _floats(rng, dt, hid, out), _floats(rng, dt, out), True,
+            _core.TwoLayerWork()]
+
+
+ENTRIES.update({
+    "twolayer_sgd_steps": Entry(
+        _core.twolayer_sgd_steps, _steps_args,
+        {0: rows(0), 1: Arg("labels"), 3: WRITTEN_ROWS, 4: OUT, 5: WRITTEN_ROWS, 6: OUT,
+         9: WRITTEN_ROWS, 10: OUT, 11: WRITTEN_ROWS, 12: OUT}),
+    "twolayer_accuracy": Entry(
+        _core.twolayer_accuracy, _accuracy_args,
+        {0: rows(0), 1: Arg("labels"), 2: rows(0), 3: IN, 4: rows(0), 5: IN}),
+})
+
 # chapter 6's layers (_core_layers.pxi): masks are bool, batch statistics float64 whatever dtype
 MASK_IN, MASK_OUT = Arg("mask", typed=False), Arg("mask", written=True, typed=False)
 STATS_IN, STATS_OUT = Arg(axis=0), Arg(written=True)
@@ -239,7 +269,7 @@ ENTRIES.update({
 
 # public names of _core that take no arrays
 NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_avx512", "is_float_buffer",
-             "is_label_buffer", "SparseX"}
+             "is_label_buffer", "SparseX", "TwoLayerWork"}
 
 
 # --------------------------------------------------------------------------- corruptions
@@ -356,7 +386,8 @@ def test_bad_argument_is_refused(name, position, corruption, dtype):
 
 
 @pytest.mark.parametrize("name", ["softmax_ce_forward", "softmax_ce_backward",
-                                  "twolayer_numerical_gradient"])
+                                  "twolayer_numerical_gradient", "twolayer_sgd_steps",
+                                  "twolayer_accuracy"])
 @pytest.mark.parametrize("label", [-1, 4, 2**62])
 def test_label_out_of_range_is_refused(name, label):
     entry = ENTRIES[name]

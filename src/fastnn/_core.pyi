@@ -50,6 +50,25 @@ def twolayer_numerical_gradient(
     z1: NDArray[np.float64], s: NDArray[np.float64], relu: bool, f32: bool, h: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
 
+# _core_train_steps.pxi
+class TwoLayerWork:
+    rows: int
+    inp: int
+    hid: int
+    out: int
+    typenum: int
+    def __init__(self) -> None: ...
+
+def twolayer_sgd_steps(
+    x: _Floats, t: _Labels, batches: NDArray[np.int64], W1: _Floats, b1: _Floats, W2: _Floats,
+    b2: _Floats, relu: bool, lr: float, gW1: _Floats, gb1: _Floats, gW2: _Floats, gb2: _Floats,
+    work: TwoLayerWork,
+) -> NDArray[np.float64]: ...
+def twolayer_accuracy(
+    x: _Floats, t: _Labels, W1: _Floats, b1: _Floats, W2: _Floats, b2: _Floats, relu: bool,
+    work: TwoLayerWork,
+) -> int: ...
+
 # _core_numgrad.pxi
 def numerical_gradient(f: Callable[[Any], float], x: Any, h: float, grad: _Floats) -> None: ...
 

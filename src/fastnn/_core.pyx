@@ -164,6 +164,7 @@ cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
 # One include per family; each holds its own extern declarations and entry points.
 include "_core_elementwise.pxi"
 include "_core_twolayer.pxi"
+include "_core_train_steps.pxi"
 include "_core_numgrad.pxi"
 include "_core_layers.pxi"
 include "_core_conv.pxi"

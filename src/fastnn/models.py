@@ -98,15 +98,18 @@ class _CompiledTwoLayer(_TwoLayerModel):
         self._scratch = {}  # batch size -> (hidden activations, their gradient), never returned
         self._sparse = _core.SparseX()  # the nonzeros of the last training batch
         self._last = None  # (x, sparse x or None, z1, y, t) of the last training forward
+        self._work = _core.TwoLayerWork()  # scratch of train_steps and accuracy, never returned
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_scratch"], state["_sparse"], state["_last"], state["_lock"] = {}, None, None, None
+        state["_work"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._sparse, self._lock = _core.SparseX(), threading.Lock()
+        self._work = _core.TwoLayerWork()
 
     @property
     def _relu(self):
@@ -188,9 +191,64 @@ class _CompiledTwoLayer(_TwoLayerModel):
             else:
                 _dot_into(x.T, dz1, gW1)
 
+    def _compiled_params(self) -> list[np.ndarray] | None:
+        """[W1, b1, W2, b2] when each is a contiguous array of the model's dtype (what the
+        one-call kernels update or read in place), else None."""
+        params = [self._params_by_name()[name] for name in PARAM_NAMES]
+        ok = all(_core.is_float_buffer(p, p.ndim) and p.dtype == self.dtype
+                 for p in params if isinstance(p, np.ndarray))
+        return params if ok and all(isinstance(p, np.ndarray) for p in params) else None
+
+    def train_steps(self, x: ArrayLike, t: ArrayLike, batch_indices: ArrayLike,
+                    lr: float) -> NDArray[np.float64]:
+        """SGD steps in one compiled call: step s trains on the rows batch_indices[s] of x as
+        ``forward(x[b], t[b]); backward(); SGD(lr).update(params, grads)`` does, to rounding.
+
+        x (N, I); t index labels (N,) or one-hot (N, O); batch_indices (S, B) integers in [0, N);
+        lr a finite number. Returns the S mini-batch losses (float64). The parameters are
+        updated in place; a TwoLayerNet's grads hold the last step's gradients. Bad input raises
+        before anything is written."""
+        x = as_buffer(self._inputs(x), self.dtype)
+        t = as_labels(t, (x.shape[0], self._params_by_name()["b2"].size))
+        batches = np.asarray(batch_indices)
+        if batches.dtype.kind not in "iu":
+            raise TypeError(f"batch_indices must be integers, got dtype {batches.dtype}")
+        if batches.ndim != 2:
+            raise ValueError(f"batch_indices must be 2-D (steps, batch size), got shape "
+                             f"{batches.shape}")
+        if batches.dtype == np.uint64 and batches.size and batches.max() > np.iinfo(np.int64).max:
+            raise IndexError(f"batch index out of range: {batches.max()}, x has {len(x)} rows")
+        batches = np.ascontiguousarray(batches, dtype=np.int64)
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer,
+                                                                   np.floating)):
+            raise TypeError(f"lr must be a real number, got {lr!r}")
+        if not np.isfinite(lr):
+            raise ValueError(f"lr must be finite, got {lr!r}")
+        params = self._compiled_params()
+        if params is None:
+            raise ValueError("train_steps needs the parameters as contiguous arrays of the "
+                             f"model's dtype {np.dtype(self.dtype).name}")
+        grads = getattr(self, "grads", None)
+        if not (isinstance(grads, list) and len(grads) == 4 and all(
+                _core.is_float_buffer(g, g.ndim) and g.dtype == self.dtype and g.shape == p.shape
+                for g, p in zip(grads, params) if isinstance(g, np.ndarray))
+                and all(isinstance(g, np.ndarray) for g in grads)):
+            grads = [np.empty_like(p) for p in params]
+        with self._lock:
+            self._last = None  # backward after train_steps would mix up batches
+            return _core.twolayer_sgd_steps(x, t, batches, *params, self._relu, float(lr),
+                                            *grads, self._work)
+
     def accuracy(self, x: ArrayLike, t: ArrayLike) -> float:
         """Fraction of the rows of x whose highest score is the label t (index or one-hot)."""
-        scores = self._scores(self._inputs(x))
+        x = as_buffer(self._inputs(x), self.dtype)
+        params = self._compiled_params()
+        if params is not None:
+            t = as_labels(t, (x.shape[0], params[3].size))
+            with self._lock:
+                correct = _core.twolayer_accuracy(x, t, *params, self._relu, self._work)
+            return float(correct / x.shape[0])
+        scores = self._scores(x)
         t = as_labels(t, scores.shape)
         check_label_range(t, scores.shape[1])
         return float(np.mean(np.argmax(scores, axis=1) == t))

@@ -2,8 +2,10 @@
 with a progress bar, the accuracy after every epoch and a summary.
 
 The loop is the library's: volume 1's ``Trainer`` of each half (``fastnn`` and
-``fastnn.reference``), so ``--compare`` times the same Python around different libraries. This
-module draws the progress bar, evaluates and reports at the end of each epoch, and plots. A step,
+``fastnn.reference``), so ``--compare`` times the same Python around different libraries; each
+epoch's steps are one ``run_steps`` call (on fastnn, a two-layer net with SGD runs them in one
+compiled call). This module draws the progress bar, evaluates and reports at the end of each
+epoch, and plots. A step,
 by model and ``--grad``:
 
 - twolayer, backprop (volume 2, seed 000): ``loss = model.forward(x, t); model.backward();
@@ -240,14 +242,16 @@ def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
     losses = trainer.train_loss_list
 
     bar = progress(n_iters, label, args.progress)
-    bar_every = 1 if numerical else 10  # tqdm.update costs microseconds: not every fast step
     step_start = time.perf_counter()
-    epoch_start = 0
+    step = 0
     try:
-        for step, loss in enumerate(trainer.steps(n_iters), 1):
-            if step % bar_every == 0:
-                bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
-                bar.update(bar_every)
+        while step < n_iters:
+            # to the end of the epoch in one call (numerical gradients: a step at a time)
+            k = 1 if numerical else min(steps_per_epoch - step % steps_per_epoch, n_iters - step)
+            chunk = trainer.run_steps(k)
+            step += k
+            bar.set_postfix_str(f"loss {chunk[-1]:.4f}", refresh=False)
+            bar.update(k)
             if numerical and step == 1:
                 _warn_if_slow(bar, label, time.perf_counter() - step_start, n_iters)
 
@@ -256,11 +260,10 @@ def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
                 epoch = math.ceil(step / steps_per_epoch)
                 evaluate(step)
                 if epoch % print_every == 0 or step == n_iters:
+                    epoch_start = (epoch - 1) * steps_per_epoch
                     mean = float(np.mean(np.asarray(losses[epoch_start:step], dtype=np.float64)))
                     bar.write(report(epoch, step, mean), file=sys.stdout)
-                epoch_start = step
                 step_start = time.perf_counter()
-        bar.update(n_iters % bar_every)
     finally:
         bar.close()
     run.losses = np.asarray(losses, dtype=np.float64)
