@@ -27,6 +27,7 @@ from ._checks import as_buffer
 from .conv import Convolution, Pooling, _Scratch
 from .functions import bias_grad, numerical_gradient
 from .layers import Affine, Relu, SoftmaxWithLoss
+from .reference.convnet import read_params
 from .reference.util import _positive_int, conv_output_size
 
 __all__ = ["SimpleConvNet", "DeepConvNet"]
@@ -193,26 +194,7 @@ class _ConvNet:
         """Load parameters pickled by save_params (of either half, or the book's files) into the
         model's arrays, converted to its dtype. Every name and shape is checked first: a missing,
         unknown or misshaped parameter raises ValueError and nothing is written."""
-        with open(file_name, "rb") as f:
-            params = pickle.load(f)
-        if not isinstance(params, dict):
-            raise TypeError(f"{file_name}: expected a pickled dict of parameters, got "
-                            f"{type(params).__name__}")
-        missing = [key for key in self.params if key not in params]
-        unknown = [key for key in params if key not in self.params]
-        if missing or unknown:
-            raise ValueError(f"{file_name}: missing parameters {missing}, unknown parameters "
-                             f"{unknown}; this network has {list(self.params)}")
-        arrays = {}
-        for key, target in self.params.items():
-            value = np.asarray(params[key])
-            if value.dtype.kind not in "biuf":
-                raise TypeError(f"{file_name}: parameter {key} has dtype {value.dtype}")
-            if value.shape != target.shape:
-                raise ValueError(f"{file_name}: parameter {key} has shape {value.shape}, "
-                                 f"this network's is {target.shape}")
-            arrays[key] = value
-        for key, value in arrays.items():
+        for key, value in read_params(file_name, self.params).items():
             self.params[key][...] = value
 
 

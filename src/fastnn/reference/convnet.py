@@ -49,6 +49,32 @@ def _input_dim(input_dim):
     return tuple(_positive_int(size, "input_dim's sizes", 1) for size in input_dim)
 
 
+def read_params(file_name, params):
+    """The arrays of a pickled dict (the book's parameter files, or save_params'), checked against
+    params (a name -> array dict): every name present, none unknown, each shape params', a real
+    dtype. Returns name -> ndarray; raises TypeError / ValueError naming the key and the shapes."""
+    with open(file_name, "rb") as f:
+        loaded = pickle.load(f)
+    if not isinstance(loaded, dict):
+        raise TypeError(f"{file_name}: expected a pickled dict of arrays, "
+                        f"got {type(loaded).__name__}")
+    missing = [key for key in params if key not in loaded]
+    unknown = [key for key in loaded if key not in params]
+    if missing or unknown:
+        raise ValueError(f"{file_name}: missing parameters {missing}, unknown parameters "
+                         f"{unknown}; this network has {list(params)}")
+    arrays = {}
+    for key, param in params.items():
+        value = np.asarray(loaded[key])
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{file_name}: parameter {key} has dtype {value.dtype}")
+        if value.shape != param.shape:
+            raise ValueError(f"{file_name}: parameter {key} has shape {value.shape}, "
+                             f"this network's is {param.shape}")
+        arrays[key] = value
+    return arrays
+
+
 class _ConvNet:
     """What the two networks share. A subclass sets ``params``, ``input_dim``, ``dtype``,
     ``last_layer``, ``_sequence`` (its layers in order) and ``_param_layers`` (the layer holding
@@ -126,25 +152,8 @@ class _ConvNet:
         Every parameter must be present with this network's shape; the arrays are converted to
         its dtype. On any error nothing is loaded.
         """
-        with open(file_name, "rb") as f:
-            loaded = pickle.load(f)
-        if not isinstance(loaded, dict):
-            raise TypeError(f"{file_name}: expected a pickled dict of arrays, "
-                            f"got {type(loaded).__name__}")
-        missing = [key for key in self.params if key not in loaded]
-        unknown = [key for key in loaded if key not in self.params]
-        if missing or unknown:
-            raise ValueError(f"{file_name}: missing parameters {missing}, unknown parameters "
-                             f"{unknown}; this network has {list(self.params)}")
-        new = {}
-        for key, param in self.params.items():
-            value = np.asarray(loaded[key])
-            if value.dtype.kind not in "biuf":
-                raise TypeError(f"{file_name}: parameter {key} has dtype {value.dtype}")
-            if value.shape != param.shape:
-                raise ValueError(f"{file_name}: parameter {key} has shape {value.shape}, "
-                                 f"this network's is {param.shape}")
-            new[key] = value.astype(self.dtype)  # a copy
+        new = {key: value.astype(self.dtype)  # a copy
+               for key, value in read_params(file_name, self.params).items()}
 
         self.params.update(new)
         for i, layer in enumerate(self._param_layers, start=1):
