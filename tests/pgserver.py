@@ -21,6 +21,15 @@ def binaries():
     return dirs[-1] if dirs else None
 
 
+def _runuser():
+    """util-linux's runuser, also when PATH holds only a virtual environment's bin/ (CI)."""
+    found = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None)
+    if found is None:
+        raise RuntimeError("runuser not found: as root, the server runs as 'postgres' through it")
+    return found
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +62,7 @@ class Server:
     def _run(self, tool, *args):
         cmd = [os.path.join(self.bin, tool), *args]
         if self.user:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
+            cmd = [_runuser(), "-u", self.user, "--", *cmd]
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{tool} failed ({proc.returncode}): {proc.stderr.strip()}")
