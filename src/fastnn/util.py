@@ -13,7 +13,8 @@ import numpy as np
 from . import _core
 from ._checks import as_float
 from .reference import util as _reference
-from .reference.util import clip_grads, conv_output_size, shuffle_dataset, smooth_curve
+from .reference.util import (_image_shape, clip_grads, conv_output_size, shuffle_dataset,
+                             smooth_curve)
 
 __all__ = ["smooth_curve", "shuffle_dataset", "clip_grads"]
 
@@ -21,13 +22,6 @@ __all__ = ["smooth_curve", "shuffle_dataset", "clip_grads"]
 # --------------------------------------------------------------------------- convolution helpers
 
 __all__ += ["conv_output_size", "im2col", "col2im"]
-
-
-def _image_shape(shape, name):
-    shape = tuple(shape)
-    if len(shape) != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {shape}")
-    return shape
 
 
 def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
