@@ -221,26 +221,35 @@ def test_postgres_two_workers_one_killed_mid_trial(postgres):
     The other marks the silent trial failed after its grace period and runs it again with the
     same parameters (Optuna's retry rule): no trial lost, none run twice beyond that retry."""
     study = "killed"
-    # trials of a few tenths of a second on the pure-NumPy half, caught mid-trial by polling;
-    # the survivor runs long enough to pass the victim's grace period of 3 heartbeats
-    common = ["--train-size", "500", "--hidden", "100x6", "--epochs", "12", "--reference",
+    # trials of about a second on the pure-NumPy half; the survivor runs long enough to pass the
+    # victim's grace period of 3 heartbeats
+    common = ["--train-size", "500", "--hidden", "100x6", "--epochs", "30", "--reference",
               "--no-progress", "--storage", postgres, "--study", study, "--heartbeat", "1",
               "--seed", "5"]
     fastnn_search(*common, "--trials", "1")  # the study exists before both workers start
     victim = subprocess.Popen([sys.executable, "-m", "fastnn", "search", *common, "--trials", "3"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     survivor = subprocess.Popen([sys.executable, "-m", "fastnn", "search", *common, "--trials",
-                                 "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def victims_running():
+        return [t.number for t in trials_of(postgres, study) if t.state.name == "RUNNING"
+                and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
+
+    # stopped (SIGSTOP) before it is looked at, so that the trial seen running is the one it dies in
     deadline = time.monotonic() + 120
-    killed = None
-    while killed is None and time.monotonic() < deadline:
-        for t in trials_of(postgres, study):
-            if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{victim.pid}"):
-                killed = t.number
+    running = []
+    while not running and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert killed is not None, "the victim never started a trial"
+        if victims_running():
+            victim.send_signal(signal.SIGSTOP)
+            running = victims_running()
+            if not running:  # stopped between two trials
+                victim.send_signal(signal.SIGCONT)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    assert running and victims_running() == running, "the victim was not killed mid-trial"
+    killed = running[0]
     _, err = survivor.communicate(timeout=300)
     assert survivor.returncode == 0, err
 
@@ -252,7 +261,7 @@ def test_postgres_two_workers_one_killed_mid_trial(postgres):
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == by_number[killed].params
     survivor_trials = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{survivor.pid}")]
-    assert len(survivor_trials) == 20 and retries[0] in survivor_trials
+    assert len(survivor_trials) == 10 and retries[0] in survivor_trials
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     # every complete trial ran a different trial's draws: nothing ran twice but the retry
     origins = [fsearch.origin(t) for t in complete]
