@@ -167,6 +167,14 @@ def test_plot_and_json(tmp_path):
         assert t["value"] == t["val_acc"][-1]
 
 
+@pytest.fixture(scope="module")
+def one_trial_study(tmp_path_factory):
+    """A SQLite file holding a study of one SMALL trial (made once; tests copy it)."""
+    path = tmp_path_factory.mktemp("study") / "s.db"
+    fastnn_search(*SMALL, "--trials", "1", "--storage", f"sqlite:///{path}")
+    return path
+
+
 @pytest.mark.parametrize("args, message", [
     (["--storage", "redis://localhost/0"], "unknown storage"),
     (["--storage", "fastnn-search.db"], "unknown storage"),
@@ -180,10 +188,10 @@ def test_plot_and_json(tmp_path):
     (["--validation-rate", "1.5"], "validation rate must lie in (0, 1)"),
     (["--data", "mnist:/nonexistent"], "--data mnist:/nonexistent"),
 ])
-def test_bad_input_is_one_line_and_leaves_the_study(tmp_path, args, message):
+def test_bad_input_is_one_line_and_leaves_the_study(tmp_path, one_trial_study, args, message):
+    before = one_trial_study.read_bytes()
+    (tmp_path / "s.db").write_bytes(before)
     storage = sqlite(tmp_path)
-    fastnn_search(*SMALL, "--trials", "1", "--storage", storage)
-    before = (tmp_path / "s.db").read_bytes()
     proc = fastnn_search(*SMALL, "--trials", "1", "--storage", storage, *args, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
