@@ -1,5 +1,6 @@
-"""csrc/twolayer.c: the two-layer network's own kernels, through fastnn._core and the compiled
-models of fastnn.models, against NumPy, closed forms and fastnn.reference.
+"""The two-layer network's kernels (csrc/sparse.c, bias_act.c, finite.c, numgrad_twolayer.c),
+through fastnn._core and the models of fastnn.models, against NumPy, closed forms and
+fastnn.reference.
 
 - sparse_index / sparse_combine (_core.SparseX, sparse_matmul, sparse_t_matmul) against NumPy's
   x @ W and x.T @ d. Both sum the same products in another order: a finite entry may differ by the
@@ -1053,7 +1054,7 @@ def test_numerical_gradient_nan_in_x_as_reference(model_name, activation):
 def test_numerical_gradient_infinite_input_as_reference(activation):
     # An infinite pixel makes its row's pre-activations infinite whatever the weight: the book's
     # loop sees no change there. The kernel must not form a1 + x * d = -inf + inf = NaN
-    # (csrc/twolayer.c, hidden_unit_delta).
+    # (csrc/numgrad_twolayer.c, hidden_unit_delta).
     rng = np.random.default_rng(99)
     x, t = make_data("sparse", rng, 20, 30, 5)
     x[3, 4] = np.inf
