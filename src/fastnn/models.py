@@ -188,10 +188,10 @@ class _TwoLayerCore:
     def _forward(self, x, params, sparse, scratch, keep_pre=False):
         """x (N, I) through the layers with params [W1, b1, W2, b2], in x's dtype (the model's;
         float64 for the numerical gradient); sparse: x's filled SparseX, to skip its zeros, or
-        None. Returns z1 = act(x W1 + b1) (N, H) and the
-        scores before the last bias, z1 W2 (N, O), both in the layers' scratch `scratch` ("out":
-        the training pass, kept for backward; "eval": the others), and x W1 + b1 as a new array
-        when keep_pre, else None."""
+        None. Returns z1 = act(x W1 + b1) (N, H) and the scores before the last bias, z1 W2
+        (N, O), both in the layers' scratch `scratch` ("out": the training pass, kept for
+        backward; "eval": the others, so that they never clobber it), and x W1 + b1 as a new
+        array when keep_pre, else None."""
         affine1, act, affine2 = self._sync(params)
         a = affine1._matmul_into(x, sparse, scratch)
         b1 = as_buffer(affine1.params[1], x.dtype).reshape(-1)
