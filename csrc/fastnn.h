@@ -20,9 +20,12 @@ void fastnn_set_avx512(int on);
                                       ptrdiff_t c);                                                  \
     ptrdiff_t bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                        \
     void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
+    /* bias_act.c */                                                                              \
     void bias_act_forward_##S(T *a, const T *b, ptrdiff_t n, ptrdiff_t h, int relu);                \
     ptrdiff_t act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db); \
+    /* finite.c */                                                                                \
     int all_finite_##S(const T *a, ptrdiff_t n);                                                    \
+    /* sparse.c */                                                                                \
     int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
                           T *vals, int64_t *colptr, int64_t *rows, T *cvals, uint64_t *bits);        \
     void sparse_combine_##S(const int64_t *ptr, const int64_t *idx, const T *a, const T *X, T *out,    \
@@ -31,6 +34,7 @@ void fastnn_set_avx512(int on);
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)
 
+/* numgrad_twolayer.c (float64 only) */
 ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const double *W1,
                                       const double *b1, const double *W2, const double *b2,
                                       const double *a1, const double *z1, const double *s,

@@ -25,6 +25,7 @@
  */
 #include <math.h>
 
+#include "act.h"
 #include "train_steps.h"
 #include "vexp.h"
 
@@ -33,11 +34,6 @@
 static inline ptrdiff_t padded(ptrdiff_t n)
 {
     return (n + PAD - 1) / PAD * PAD;
-}
-
-static inline real relu_of(real v)
-{
-    return !(v <= 0) ? v : 0; /* NaN stays NaN, as np.maximum(0, x) */
 }
 
 /* The work area, carved into 64-byte aligned pieces. */

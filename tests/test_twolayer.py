@@ -1,5 +1,6 @@
-"""csrc/twolayer.c: the two-layer network's own kernels, through fastnn._core and the compiled
-models of fastnn.models, against NumPy, closed forms and fastnn.reference.
+"""The two-layer network's kernels (csrc/sparse.c, bias_act.c, finite.c, numgrad_twolayer.c),
+through fastnn._core and the models of fastnn.models, against NumPy, closed forms and
+fastnn.reference.
 
 - sparse_index / sparse_combine (_core.SparseX, sparse_matmul, sparse_t_matmul) against NumPy's
   x @ W and x.T @ d. Both sum the same products in another order: a finite entry may differ by the
@@ -854,6 +855,50 @@ def test_predict_and_gradient_return_fresh_arrays(model_name, kind):
     assert_grads_close(gradient, ref.gradient(x1, t1), ref, x1, t1, np.float64)
 
 
+@pytest.mark.parametrize("kind", DATA)
+def test_evaluations_between_forward_and_backward_change_nothing(kind):
+    # the model is a composition of layers whose scratch holds the training pass for backward:
+    # predict, loss-free evaluations and the numerical gradient use scratch of their own
+    rng = np.random.default_rng(57)
+    x, t = make_data(kind, rng, N, I, O)
+    a = fastnn.TwoLayerNet(I, H, O, 0.5, seed=58)
+    b = pickle.loads(pickle.dumps(a))
+    a.forward(x, t)
+    a.backward()
+    b.forward(x, t)
+    x2, t2 = make_data(kind, rng, N, I, O)  # the same batch size: the same buffer shapes
+    predicted = b.predict(x2)
+    b.accuracy(x2, t2)
+    b.numerical_gradient(x2[:3], t2[:3])
+    b.backward()
+    for name, ga, gb in zip(PARAM_NAMES, a.grads, b.grads):
+        assert same_bits(ga, gb), name
+    assert same_bits(predicted, a.predict(x2))
+
+
+def test_layers_hold_the_models_arrays():
+    # volume 2's layers and volume 1's attributes are the model's params and grads themselves,
+    # also after a pickle and after a parameter is replaced
+    rng = np.random.default_rng(59)
+    x, t = make_data("sparse", rng, N, I, O)
+    net = pickle.loads(pickle.dumps(fastnn.TwoLayerNet(I, H, O, 0.5, activation="relu", seed=60)))
+    assert isinstance(net.layers[1], fastnn.layers.Relu)
+    net.params[2] = net.params[2] * 2
+    net.forward(x, t)
+    net.backward()
+    first, _, second = net.layers
+    assert all(p is q for p, q in zip([first.W, first.b, second.W, second.b], net.params))
+    assert all(g is q for g, q in zip([first.dW, first.db, second.dW, second.db], net.grads))
+    ref = reference.TwoLayerNet(I, H, O, activation="relu", seed=60)
+    for p, q in zip(ref.params, net.params):
+        p[...] = q
+    ref.forward(x, t)
+    ref.backward()
+    assert net.loss_layer.loss == pytest.approx(ref.loss_layer.loss, rel=1e-12)
+    for name, g, r in zip(PARAM_NAMES, net.grads, ref.grads):
+        assert_allclose(g, r, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("model_name", MODELS)
 def test_pickle_of_a_trained_model(model_name, activation):
@@ -1053,7 +1098,7 @@ def test_numerical_gradient_nan_in_x_as_reference(model_name, activation):
 def test_numerical_gradient_infinite_input_as_reference(activation):
     # An infinite pixel makes its row's pre-activations infinite whatever the weight: the book's
     # loop sees no change there. The kernel must not form a1 + x * d = -inf + inf = NaN
-    # (csrc/twolayer.c, hidden_unit_delta).
+    # (csrc/numgrad_twolayer.c, hidden_unit_delta).
     rng = np.random.default_rng(99)
     x, t = make_data("sparse", rng, 20, 30, 5)
     x[3, 4] = np.inf

@@ -128,20 +128,6 @@ def is_float_buffer(a, int ndim):
             and cnp.PyArray_ISALIGNED(arr))
 
 
-def all_finite(cnp.ndarray a not None):
-    """True when every element of a (a contiguous float32 / float64 buffer) is finite."""
-    cdef int typenum = _float_array(a, "a")
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(a)
-    cdef void *pa = cnp.PyArray_DATA(a)
-    cdef int finite
-    with nogil:
-        if typenum == cnp.NPY_DOUBLE:
-            finite = all_finite_f64(<double *> pa, n)
-        else:
-            finite = all_finite_f32(<float *> pa, n)
-    return bool(finite)
-
-
 def is_label_buffer(t, Py_ssize_t n):
     """True when t is n index labels the kernels take as they are: a 1-D native int64 ndarray,
     C-contiguous and aligned (the face's fast path; values are checked by the kernels)."""
@@ -163,7 +149,9 @@ cdef cnp.ndarray _empty(Py_ssize_t size, int typenum, Py_ssize_t cols=-1):
 # ---------------------------------------------------------------------------- kernel families
 # One include per family; each holds its own extern declarations and entry points.
 include "_core_elementwise.pxi"
-include "_core_twolayer.pxi"
+include "_core_finite.pxi"
+include "_core_bias_act.pxi"
+include "_core_sparse.pxi"
 include "_core_train_steps.pxi"
 include "_core_numgrad.pxi"
 include "_core_layers.pxi"

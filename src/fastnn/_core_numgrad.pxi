@@ -1,4 +1,5 @@
-# The generic numerical gradient: central differences of a Python f at every element of x.
+# Numerical gradients: the generic one, central differences of a Python f at every element of x,
+# and the two-layer models' own in one compiled call (csrc/numgrad_twolayer.c).
 
 cdef extern from "numpy/ndarraytypes.h":
     char NPY_NATBYTE  # '<' or '>': the byte-order character of a buffer format that is native
@@ -80,3 +81,53 @@ def numerical_gradient(f, x, double h, cnp.ndarray grad not None):
             _central_differences(f, x, h, &view, <float *> cnp.PyArray_DATA(grad))
     finally:
         PyBuffer_Release(&view)
+
+
+cdef extern from "fastnn.h" nogil:
+    Py_ssize_t twolayer_numerical_gradient_c "twolayer_numerical_gradient"(const double *x, const int64_t *t, const double *W1,
+                                           const double *b1, const double *W2, const double *b2,
+                                           const double *a1, const double *z1, const double *s,
+                                           Py_ssize_t n, Py_ssize_t inp, Py_ssize_t hid,
+                                           Py_ssize_t out, int relu, int f32, double h,
+                                           double *gW1, double *gb1, double *gW2, double *gb2)
+
+
+def twolayer_numerical_gradient(cnp.ndarray x not None, cnp.ndarray t not None,
+                                cnp.ndarray W1 not None, cnp.ndarray b1 not None,
+                                cnp.ndarray W2 not None, cnp.ndarray b2 not None,
+                                cnp.ndarray a1 not None, cnp.ndarray z1 not None,
+                                cnp.ndarray s not None, bint relu, bint f32, double h):
+    """The model's numerical gradient (csrc/numgrad_twolayer.c): returns new gW1, gb1, gW2, gb2.
+
+    float64 throughout: x (N, I), t (N,) int64, W1 (I, H), b1 (H,), W2 (H, O), b2 (O,), and the
+    unperturbed network a1 = x W1 + b1, z1 = act(a1) (N, H), s = z1 W2 + b2 (N, O). f32: the
+    parameters are float32, so a perturbed value is rounded to float32 as the book's loop stores it.
+    """
+    cdef Py_ssize_t n, inp, hid, out, status
+    if _float_array(x, "x") != cnp.NPY_DOUBLE:
+        raise TypeError(f"x: expected float64, got dtype {(<object> x).dtype}")
+    n, inp = _rows(x, "x")
+    _labels(t, n)
+    hid, out = _rows(W1, "W1")[1], _rows(W2, "W2")[1]
+    if cnp.PyArray_DIM(W1, 0) != inp or cnp.PyArray_DIM(W2, 0) != hid:
+        raise ValueError(f"W1 {(<object> W1).shape}, W2 {(<object> W2).shape}: expected "
+                         f"({inp}, H) and (H, O) for x of shape {(<object> x).shape}")
+    # the biases by their sizes: a bias may be (1, H) or 0-d
+    for arr, name, size in ((W1, "W1", inp * hid), (b1, "b1", hid), (W2, "W2", hid * out),
+                            (b2, "b2", out), (a1, "a1", n * hid), (z1, "z1", n * hid),
+                            (s, "s", n * out)):
+        _like(arr, name, cnp.NPY_DOUBLE, size, False)
+    # the gradients' shapes from the sizes, not from the arrays
+    cdef cnp.ndarray gW1 = _empty(inp, cnp.NPY_DOUBLE, hid), gb1 = _empty(hid, cnp.NPY_DOUBLE)
+    cdef cnp.ndarray gW2 = _empty(hid, cnp.NPY_DOUBLE, out), gb2 = _empty(out, cnp.NPY_DOUBLE)
+    with nogil:
+        status = twolayer_numerical_gradient_c(
+            <double *> cnp.PyArray_DATA(x), <int64_t *> cnp.PyArray_DATA(t),
+            <double *> cnp.PyArray_DATA(W1), <double *> cnp.PyArray_DATA(b1),
+            <double *> cnp.PyArray_DATA(W2), <double *> cnp.PyArray_DATA(b2),
+            <double *> cnp.PyArray_DATA(a1), <double *> cnp.PyArray_DATA(z1),
+            <double *> cnp.PyArray_DATA(s), n, inp, hid, out, relu, f32, h,
+            <double *> cnp.PyArray_DATA(gW1), <double *> cnp.PyArray_DATA(gb1),
+            <double *> cnp.PyArray_DATA(gW2), <double *> cnp.PyArray_DATA(gb2))
+    _check_status(status, "twolayer_numerical_gradient", t, out)
+    return gW1, gb1, gW2, gb2

@@ -104,11 +104,12 @@ class Affine:
             return None
         return np.dot(dout, W.T).reshape(self.original_x_shape)
 
-    def _matmul_into(self, x, sparse=None):
+    def _matmul_into(self, x, sparse=None, scratch="out"):
         """x W (no bias: the model fuses it with what follows) into the layer's scratch (N, H);
-        x (N, D) in W's dtype, sparse: x's filled SparseX, to skip its zeros, or None."""
+        x (N, D) in W's dtype, sparse: x's filled SparseX, to skip its zeros, or None. scratch
+        names the buffer: a model keeps its training pass apart from its evaluations in two."""
         W = as_buffer(self.params[0], x.dtype)
-        a = _scratch(self, "out", (x.shape[0], W.shape[1]), x.dtype)
+        a = _scratch(self, scratch, (x.shape[0], W.shape[1]), x.dtype)
         if sparse is None:
             np.dot(x, W, out=a)
         else:
@@ -125,6 +126,19 @@ class Affine:
             np.dot(x.T, da, out=dW)
         self.grads[0], self.grads[1] = dW, db
         return dW, db
+
+    def _grads_into(self, x, da, db, sparse=None):
+        """grads written in place, as volume 2's backward keeps its arrays: dW = x^T da (sparse:
+        x's SparseX), db (H,) computed by the caller."""
+        dW, gb = self.grads
+        if (sparse is not None and _core.is_float_buffer(dW, 2) and dW.dtype == da.dtype
+                and _core.all_finite(da)):
+            _core.sparse_t_matmul(sparse, da, dW)
+        elif type(dW) is np.ndarray and dW.flags.c_contiguous and dW.dtype == x.dtype == da.dtype:
+            np.dot(x.T, da, out=dW)
+        else:
+            dW[...] = np.dot(x.T, da)
+        gb[...] = db
 
     def _dx_into(self, da):
         """da W^T into the layer's scratch (N, D)."""
@@ -150,7 +164,7 @@ class Sigmoid:
         """dout (shape of out) -> dout * (1 - out) * out."""
         return sigmoid_backward(dout, self.out)
 
-    # fused with the Affine before it (csrc/twolayer.c); in place on the model's scratch
+    # fused with the Affine before it (csrc/bias_act.c); in place on the model's scratch
     _relu = False
 
     def _bias_forward(self, a, b):
@@ -239,7 +253,7 @@ class Relu:
         _core.relu_backward(dout.reshape(-1), self.mask.reshape(-1), dx.reshape(-1))
         return dx
 
-    # fused with the Affine before it (csrc/twolayer.c): the mask is z <= 0 of the output z
+    # fused with the Affine before it (csrc/bias_act.c): the mask is z <= 0 of the output z
     _relu = True
     _bias_forward = Sigmoid._bias_forward
     _bias_backward = Sigmoid._bias_backward

@@ -1,21 +1,25 @@
 """The two-layer networks of the seeds, on compiled kernels: the same classes and results as
 `fastnn.reference.models`.
 
-- TwoLayerNet (volume 2, seed 000): params / grads lists [W1, b1, W2, b2], predict (scores),
-  forward(x, t) -> loss, backward(dout=1), accuracy.
+- TwoLayerNet (volume 2, seed 000): params / grads lists [W1, b1, W2, b2], layers [Affine,
+  Sigmoid (or Relu), Affine] and loss_layer SoftmaxWithLoss, predict (scores), forward(x, t) ->
+  loss, backward(dout=1), accuracy.
 - TwoLayerNetwork (volume 1, seed 002): params dict, predict (probabilities), loss, accuracy,
   gradient (backprop) and numerical_gradient -> dicts.
 
-One compiled core serves both. A training step is three matrix products forward and three backward
-in NumPy's BLAS, with the elementwise work fused around them (bias add + activation, bias add +
-softmax + cross-entropy, activation backward + bias gradient) and no gradient for the input x.
-When x is mostly zeros (MNIST: ~80%), the two products with x skip them (csrc/twolayer.c).
-Scratch buffers are reused between steps; they are never handed to the caller.
-`numerical_gradient` is compiled too (csrc/twolayer.c): it never calls back into Python.
+Both are one composition of fastnn's layers (layers.py), as multilayer.py's networks: Affine,
+the activation and Affine, then SoftmaxWithLoss. Prediction, the training pass and the numerical
+gradient run the same forward path through the layers' fused internal methods (bias add +
+activation after the product, the last bias inside the softmax-cross-entropy kernel, the first
+layer's products skipping the zeros of a sparse x, no gradient for x); scratch belongs to the
+layers and is never returned. On top of it, two compiled fast paths: `train_steps` (many SGD
+steps in one call, csrc/train_steps.c) and `accuracy` (csrc/train_steps.c), and
+`numerical_gradient` (csrc/numgrad_twolayer.c), which never calls back into Python.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import Any
 
@@ -24,13 +28,16 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_real_dtype, check_step
-from .functions import bias_grad, sigmoid
-from .reference.models import PARAM_NAMES, _TwoLayerModel, gradient_check
-# volume 2's BaseModel is plain Python around its subclasses' layers: the same class here
-from .reference.models import BaseModel
+from .functions import bias_grad
+from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+# public names of the reference, shared: volume 2's BaseModel is plain Python around its
+# subclasses' layers, gradient_check plain Python around a model's two gradients
+from .reference.models import PARAM_NAMES, BaseModel, gradient_check
 
 __all__ = ["TwoLayerNet", "TwoLayerNetwork", "MultiLayerNet", "MultiLayerNetExtend",
            "gradient_check", "BaseModel"]
+
+_ACTIVATIONS = {"sigmoid": Sigmoid, "relu": Relu}
 
 # x W1 and x^T dz skip zeros when at most this share of x is nonzero: below it the sparse kernels
 # beat NumPy's BLAS for a 784-50 first layer (measured: bench/, `fastnn bench`)
@@ -40,14 +47,14 @@ SPARSE_MAX_DENSITY = 0.3
 _blas_controller = None  # threadpoolctl's view of NumPy's BLAS, made on first use
 
 
-def _one_blas_thread(sparse, hidden):
+def _blas_one_thread(sparse, hidden_size):
     """A context that holds NumPy's BLAS to one thread around a sparse step (sparse: its SparseX;
-    None for a dense step, whose big products are BLAS's) whose hidden layer (N, H) is big enough
-    for fastnn's OpenMP threads: BLAS's own threads spin between calls and take the cores from
-    fastnn's (784-1000-10, batch 256, 2 threads: 16 ms a step with both pools, 6.9 ms with BLAS on
-    one). Needs threadpoolctl (optional); without it, a no-op."""
+    None for a dense step, whose big products are BLAS's) whose hidden layer (N * H elements,
+    hidden_size) is big enough for fastnn's OpenMP threads: BLAS's own threads spin between
+    calls and take the cores from fastnn's (784-1000-10, batch 256, 2 threads: 16 ms a step with
+    both pools, 6.9 ms with BLAS on one). Needs threadpoolctl (optional); without it, a no-op."""
     global _blas_controller
-    if sparse is None or hidden.size < _core.PARALLEL_MIN or _core.get_num_threads() < 2:
+    if sparse is None or hidden_size < _core.PARALLEL_MIN or _core.get_num_threads() < 2:
         return contextlib.nullcontext()
     if _blas_controller is None:
         try:
@@ -61,12 +68,9 @@ def _one_blas_thread(sparse, hidden):
     return _blas_controller.limit(limits=1)
 
 
-def _dot_into(a, b, out):
-    """out[...] = a @ b, written by BLAS straight into out when its layout allows."""
-    if out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
-        np.dot(a, b, out=out)
-    else:
-        out[...] = np.dot(a, b)
+def _one_blas_thread(sparse, hidden):
+    """_blas_one_thread for the hidden layer `hidden` (N, H), an array."""
+    return _blas_one_thread(sparse, hidden.size)
 
 
 def sparse_x(x, W1, sparse):
@@ -83,41 +87,91 @@ def sparse_x(x, W1, sparse):
     return sparse if _core.all_finite(W1) else None
 
 
-class _CompiledTwoLayer(_TwoLayerModel):
-    """The compiled core shared by both models; a subclass provides _params_by_name()."""
+class _TwoLayerCore:
+    """What both models share: the configuration and initial weights, the composition of layers
+    with its one forward path, backprop, the compiled fast paths, save and load. A subclass
+    provides _params_by_name() (its arrays keyed W1, b1, W2, b2)."""
 
-    def _setup(self, input_size, hidden_size, output_size, *args):
+    def _setup(self, input_size, hidden_size, output_size, weight_init_std, activation, dtype,
+               seed):
+        """Check and record the configuration; return the initial [W1, b1, W2, b2].
+
+        Weights are weight_init_std * standard normal draws, biases zeros, all cast to dtype.
+        seed=None draws from NumPy's global generator as the book does (np.random.seed applies);
+        an int or a np.random.Generator draws from np.random.default_rng(seed).
+        """
         for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
                            ("output_size", output_size)):
             if not (isinstance(size, (int, np.integer)) and size > 0):
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
-        return super()._setup(input_size, hidden_size, output_size, *args)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.activation = activation
+        self.dtype = dtype
+        self.config = dict(input_size=input_size, hidden_size=hidden_size,
+                           output_size=output_size, weight_init_std=weight_init_std,
+                           activation=activation, dtype=dtype.name)
+        if seed is None:
+            randn = np.random.randn
+        else:
+            rng = np.random.default_rng(seed)
 
-    def _init_core(self):
+            def randn(*shape):
+                return rng.standard_normal(shape)
+
+        W1 = weight_init_std * randn(input_size, hidden_size)
+        b1 = np.zeros(hidden_size)
+        W2 = weight_init_std * randn(hidden_size, output_size)
+        b2 = np.zeros(output_size)
+        return [p.astype(dtype) for p in (W1, b1, W2, b2)]
+
+    def _compose(self):
+        """The layers over the model's arrays: Affine, the activation, Affine; SoftmaxWithLoss.
+        Also the model's lock and scratch, none of which a pickle keeps."""
+        W1, b1, W2, b2 = self._param_list()
+        self._layers = [Affine(W1, b1), _ACTIVATIONS[self.activation](), Affine(W2, b2)]
+        self._loss_layer = SoftmaxWithLoss()
+        grads = getattr(self, "grads", None)
+        if grads is not None:  # volume 2's grads are the layers' own lists, concatenated
+            self._layers[0].grads[:], self._layers[2].grads[:] = grads[:2], grads[2:]
         self._lock = threading.Lock()  # gradient() is a function of its arguments, also in threads
-        self._scratch = {}  # batch size -> (hidden activations, their gradient), never returned
         self._sparse = _core.SparseX()  # the nonzeros of the last training batch
-        self._last = None  # (x, sparse x or None, z1, y, t) of the last training forward
+        self._eval_sparse = _core.SparseX()  # ... of the last evaluation (predict, loss, ...)
+        self._last = None  # (x, params, sparse x or None, z1, y, t) of the last training forward
         self._work = _core.TwoLayerWork()  # scratch of train_steps and accuracy, never returned
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_scratch"], state["_sparse"], state["_last"], state["_lock"] = {}, None, None, None
-        state["_work"] = None
+        for name in ("_layers", "_loss_layer", "_lock", "_sparse", "_eval_sparse", "_last",
+                     "_work"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._sparse, self._lock = _core.SparseX(), threading.Lock()
-        self._work = _core.TwoLayerWork()
+        self._compose()
 
-    @property
-    def _relu(self):
-        return self.activation == "relu"
+    def _param_list(self):
+        """[W1, b1, W2, b2]: the model's arrays now (the book's loops may replace them)."""
+        p = self._params_by_name()
+        return [p[name] for name in PARAM_NAMES]
 
-    def _inputs(self, x):
+    def _sync(self, params, grads=None):
+        """Points the layers at params [W1, b1, W2, b2] (and grads, when given); returns the
+        layers."""
+        affine1, act, affine2 = self._layers
+        affine1.params[:], affine2.params[:] = params[:2], params[2:]
+        if grads is not None:
+            affine1.grads[:], affine2.grads[:] = grads[:2], grads[2:]
+        return affine1, act, affine2
+
+    def _inputs(self, x, W1=None):
         """x as an (N, I) array of the model's dtype (an N-D x is flattened per sample)."""
-        W1 = self._params_by_name()["W1"]
+        if W1 is None:
+            W1 = self._params_by_name()["W1"]
         x = np.asarray(x)
         check_real_dtype(x, "x")
         x = x.astype(self.dtype, copy=False)
@@ -129,43 +183,47 @@ class _CompiledTwoLayer(_TwoLayerModel):
             raise ValueError(f"x has shape {x.shape}; the network takes (N, {W1.shape[0]}), N >= 1")
         return x
 
-    def _hidden(self, x):
-        """act(x W1 + b1), a new (N, H) array."""
-        p = self._params_by_name()
-        z = np.dot(x, p["W1"])
-        _core.bias_act_forward(z, as_buffer(p["b1"], self.dtype), self._relu)
-        return z
+    # ------------------------------------------------------------------ the one forward path
+
+    def _forward(self, x, params, sparse, scratch, keep_pre=False):
+        """x (N, I) through the layers with params [W1, b1, W2, b2], in x's dtype (the model's;
+        float64 for the numerical gradient); sparse: x's filled SparseX, to skip its zeros, or
+        None. Returns z1 = act(x W1 + b1) (N, H) and the scores before the last bias, z1 W2
+        (N, O), both in the layers' scratch `scratch` ("out": the training pass, kept for
+        backward; "eval": the others, so that they never clobber it), and x W1 + b1 as a new
+        array when keep_pre, else None."""
+        affine1, act, affine2 = self._sync(params)
+        a = affine1._matmul_into(x, sparse, scratch)
+        b1 = as_buffer(affine1.params[1], x.dtype).reshape(-1)
+        pre = a + b1 if keep_pre else None
+        with _blas_one_thread(sparse, a.size):
+            act._bias_forward(a, b1)
+            s = affine2._matmul_into(a, None, scratch)
+        return a, s, pre
+
+    def _eval_scores(self, x, params):
+        """z1 W2 (N, O) of x, the model's inputs, in the layers' evaluation scratch; under the
+        lock. Dense products: without a backward to share x's index, BLAS is as fast."""
+        return self._forward(x, params, None, "eval")[1]
 
     def _scores(self, x):
-        """z1 W2 + b2 for a new (N, O) array."""
-        p = self._params_by_name()
-        s = np.dot(self._hidden(x), p["W2"])
-        s += p["b2"]
-        return s
-
-    _sparse_x = staticmethod(sparse_x)
+        """The scores z1 W2 + b2 of x (any input the model takes), a new (N, O) array."""
+        params = self._param_list()
+        x = self._inputs(x, params[0])
+        with self._lock:
+            return self._eval_scores(x, params) + as_buffer(params[3], self.dtype).reshape(-1)
 
     def _train_forward(self, x, t):
         """Loss of the batch; keeps what backward needs."""
         self._last = None  # a forward that fails leaves nothing for backward to mix up
-        x = self._inputs(x)
-        p = self._params_by_name()
-        n = x.shape[0]
-        if n not in self._scratch:
-            hid = p["W1"].shape[1]
-            self._scratch = {n: (np.empty((n, hid), self.dtype), np.empty((n, hid), self.dtype))}
-        z1, _ = self._scratch[n]
-        sparse = self._sparse_x(x, p["W1"], self._sparse)
-        with _one_blas_thread(sparse, z1):
-            if sparse is None:
-                _dot_into(x, p["W1"], z1)
-            else:
-                _core.sparse_matmul(sparse, p["W1"], z1)
-            _core.bias_act_forward(z1, as_buffer(p["b1"], self.dtype), self._relu)
-            s = np.dot(z1, p["W2"])
+        params = self._param_list()
+        x = self._inputs(x, params[0])
+        sparse = sparse_x(x, params[0], self._sparse)
+        z1, s, _ = self._forward(x, params, sparse, "out")
         t = as_labels(t, s.shape)
-        loss, y = _core.softmax_ce_forward(s, t, as_buffer(p["b2"], self.dtype))
-        self._last = (x, sparse, z1, y, t)
+        loss, y = _core.softmax_ce_forward(s, t, as_buffer(params[3], self.dtype).reshape(-1))
+        self._loss_layer.loss, self._loss_layer.y, self._loss_layer.t = loss, y, t
+        self._last = (x, params, sparse, z1, y, t)
         return loss
 
     def _train_backward(self, dout, grads):
@@ -173,28 +231,22 @@ class _CompiledTwoLayer(_TwoLayerModel):
         if self._last is None:
             raise RuntimeError("backward called before forward")
         dout = as_scalar(dout, "dout")
-        x, sparse, z1, y, t = self._last
-        gW1, gb1, gW2, gb2 = grads
-        W2 = self._params_by_name()["W2"]
+        x, params, sparse, z1, y, t = self._last
+        affine1, act, affine2 = self._sync(params, grads)
         dy = _core.softmax_ce_backward(y, t, dout)
-        with _one_blas_thread(sparse, z1):
-            _dot_into(z1.T, dy, gW2)
-            gb2[...] = bias_grad(dy)
-            dz1 = self._scratch[x.shape[0]][1]
-            _dot_into(dy, W2.T, dz1)
+        with _blas_one_thread(sparse, z1.size):
+            affine2._grads_into(z1, dy, bias_grad(dy))
+            dz1 = affine2._dx_into(dy)
             db1 = np.empty(dz1.shape[1], dtype=self.dtype)
-            _core.act_backward_bias(dz1, z1, self._relu, db1)
-            gb1[...] = db1
-            if (sparse is not None and _core.is_float_buffer(gW1, 2) and gW1.dtype == x.dtype
-                    and _core.all_finite(dz1)):
-                _core.sparse_t_matmul(sparse, dz1, gW1)
-            else:
-                _dot_into(x.T, dz1, gW1)
+            act._bias_backward(dz1, z1, db1)
+            affine1._grads_into(x, dz1, db1, sparse)
+
+    # ------------------------------------------------------------------ compiled fast paths
 
     def _compiled_params(self) -> list[np.ndarray] | None:
         """[W1, b1, W2, b2] when each is a contiguous array of the model's dtype (what the
         one-call kernels update or read in place), else None."""
-        params = [self._params_by_name()[name] for name in PARAM_NAMES]
+        params = self._param_list()
         ok = all(_core.is_float_buffer(p, p.ndim) and p.dtype == self.dtype
                  for p in params if isinstance(p, np.ndarray))
         return params if ok and all(isinstance(p, np.ndarray) for p in params) else None
@@ -253,11 +305,15 @@ class _CompiledTwoLayer(_TwoLayerModel):
         check_label_range(t, scores.shape[1])
         return float(np.mean(np.argmax(scores, axis=1) == t))
 
+    @property
+    def _relu(self):
+        return self.activation == "relu"
+
     def gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, NDArray[np.floating[Any]]]:
         """Backprop gradients of the loss: a dict W1, b1, W2, b2 of new arrays."""
         grads = {name: np.empty_like(param, dtype=self.dtype)
                  for name, param in self._params_by_name().items()}
-        with self._lock:  # the scratch buffers are the model's: one gradient at a time
+        with self._lock:  # the layers' scratch is the model's: one gradient at a time
             self._train_forward(x, t)
             self._train_backward(1, [grads[name] for name in PARAM_NAMES])
         return grads
@@ -268,35 +324,47 @@ class _CompiledTwoLayer(_TwoLayerModel):
         parameter p: a dict W1, b1, W2, b2 in the model's dtype.
 
         Returns what the book's element-by-element loop returns, computed in float64 by a kernel
-        that recomputes only what a perturbation moves (csrc/twolayer.c); nothing is perturbed in
-        place.
+        that recomputes only what a perturbation moves (csrc/numgrad_twolayer.c) from the forward
+        path's a1, z1 and scores; nothing is perturbed in place.
         """
         h = check_step(h)
         x = as_buffer(self._inputs(x), np.float64)
-        p = {name: as_buffer(v, np.float64) for name, v in self._params_by_name().items()}
-        a1 = np.empty((x.shape[0], p["W1"].shape[1]), np.float64)
-        # a SparseX of its own: numerical_gradient touches no state of the model. The sparse
-        # product also keeps BLAS's threads, which spin after a call, off the kernel's cores.
-        sparse = self._sparse_x(x, p["W1"], _core.SparseX())
-        if sparse is None:
-            _dot_into(x, p["W1"], a1)
-        else:
-            _core.sparse_matmul(sparse, p["W1"], a1)
-        a1 += p["b1"].reshape(-1)
-        z1 = np.maximum(a1, 0) if self._relu else sigmoid(a1)
-        s = np.dot(z1, p["W2"])
-        s += p["b2"]
-        t = as_labels(t, s.shape)
-        grads = _core.twolayer_numerical_gradient(x, t, p["W1"], p["b1"], p["W2"], p["b2"], a1,
-                                                  z1, s, self._relu, self.dtype == np.float32, h)
+        with self._lock:
+            params = [as_buffer(v, np.float64) for v in self._param_list()]
+            W1, b1, W2, b2 = params
+            # x's zeros skipped: that also keeps BLAS's threads, which spin after a call, off
+            # the kernel's cores
+            sparse = sparse_x(x, W1, self._eval_sparse)
+            z1, s, a1 = self._forward(x, params, sparse, "eval", keep_pre=True)
+            s = s + b2.reshape(-1)
+            t = as_labels(t, s.shape)
+            grads = _core.twolayer_numerical_gradient(x, t, W1, b1, W2, b2, a1, z1, s,
+                                                      self._relu, self.dtype == np.float32, h)
         if not np.isfinite(_core.softmax_ce_forward(s, t)[0]):
             # the book's loop sees a NaN loss on both sides of every difference
             grads = [np.full_like(g, np.nan) for g in grads]
         return {name: g.reshape(np.shape(param)).astype(self.dtype, copy=False)
                 for (name, param), g in zip(self._params_by_name().items(), grads)}
 
+    def save(self, file):
+        """Write W1, b1, W2, b2 and the constructor configuration to the .npz file ``file``.
 
-class TwoLayerNet(_CompiledTwoLayer):
+        ``file`` is a path or an open binary file; np.savez appends ".npz" to a path without it.
+        """
+        np.savez(file, config=json.dumps(self.config), **self._params_by_name())
+
+    @classmethod
+    def load(cls, file):
+        """A model built from the configuration and parameters that ``save`` wrote to ``file``."""
+        with np.load(file, allow_pickle=False) as data:
+            # seed=0: the drawn values are overwritten; it keeps np.random's global state untouched
+            model = cls(**json.loads(data["config"][()]), seed=0)
+            for name, param in model._params_by_name().items():
+                param[...] = data[name]
+        return model
+
+
+class TwoLayerNet(_TwoLayerCore):
     """Volume 2's two-layer net (seed 000): Affine, Sigmoid (or Relu), Affine and SoftmaxWithLoss.
 
     params and grads are lists [W1, b1, W2, b2]; backward overwrites grads in place. backward
@@ -310,14 +378,27 @@ class TwoLayerNet(_CompiledTwoLayer):
         self.params = self._setup(input_size, hidden_size, output_size, weight_init_std,
                                   activation, dtype, seed)
         self.grads = [np.zeros_like(p) for p in self.params]
-        self._init_core()
+        self._compose()
+
+    @property
+    def layers(self) -> list[Any]:
+        """[Affine, Sigmoid or Relu, Affine]: their params and grads are the model's arrays."""
+        return self._layers
+
+    @property
+    def loss_layer(self) -> SoftmaxWithLoss:
+        """The SoftmaxWithLoss: loss, y and t of the last forward."""
+        return self._loss_layer
 
     def _params_by_name(self):
         return dict(zip(PARAM_NAMES, self.params))
 
+    def _param_list(self):
+        return self.params
+
     def predict(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, I) -> scores (N, O) (before softmax)."""
-        return self._scores(self._inputs(x))
+        return self._scores(x)
 
     def forward(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, I), t: index labels (N,) or one-hot (N, O) -> mean loss."""
@@ -328,7 +409,7 @@ class TwoLayerNet(_CompiledTwoLayer):
         self._train_backward(dout, self.grads)
 
 
-class TwoLayerNetwork(_CompiledTwoLayer):
+class TwoLayerNetwork(_TwoLayerCore):
     """Volume 1's two-layer net (seed 002, corrected): params is a dict W1, b1, W2, b2."""
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int,
@@ -338,14 +419,14 @@ class TwoLayerNetwork(_CompiledTwoLayer):
         W1, b1, W2, b2 = self._setup(input_size, hidden_size, output_size, weight_init_std,
                                      activation, dtype, seed)
         self.params = {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
-        self._init_core()
+        self._compose()
 
     def _params_by_name(self):
         return self.params
 
     def predict(self, x: ArrayLike) -> NDArray[np.floating[Any]]:
         """x: (N, I) -> probabilities (N, O)."""
-        s = self._scores(self._inputs(x))
+        s = self._scores(x)
         s -= s.max(axis=1, keepdims=True)
         np.exp(s, out=s)
         s /= s.sum(axis=1, keepdims=True)
@@ -353,8 +434,12 @@ class TwoLayerNetwork(_CompiledTwoLayer):
 
     def loss(self, x: ArrayLike, t: ArrayLike) -> float:
         """x: (N, I), t: labels -> mean cross-entropy loss."""
-        s = self._scores(self._inputs(x))
-        return _core.softmax_ce_forward(s, as_labels(t, s.shape))[0]
+        params = self._param_list()
+        x = self._inputs(x, params[0])
+        with self._lock:
+            s = self._eval_scores(x, params)
+            return _core.softmax_ce_forward(s, as_labels(t, s.shape),
+                                            as_buffer(params[3], self.dtype).reshape(-1))[0]
 
 
 # volume 1's networks of any depth (multilayer.py builds on this module's sparse helpers above)
