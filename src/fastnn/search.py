@@ -482,8 +482,10 @@ def search(settings, trials, storage="sqlite:///fastnn-search.db", study_name="f
 
     def report():
         nonlocal reported
+        if on_trial is None:
+            return
         finished = len(study.get_trials(deepcopy=False, states=finished_states)) - before
-        if on_trial is not None and finished != reported:
+        if finished != reported:
             on_trial(finished, _best_value(study))
         reported = finished
 
