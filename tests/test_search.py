@@ -99,6 +99,28 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert len(trials_of(storage)) == 1
 
 
+@pytest.mark.parametrize("half", ["fastnn", "reference"])
+def test_trial_gives_the_trainers_accuracies(half):
+    """train_trial's loop (the Trainer's steps without the mini-batch loss) records what volume 1's
+    Trainer records, with batch norm, dropout and weight decay, whose state the loss could move."""
+    import fastnn
+    lib = fastnn if half == "fastnn" else fastnn.reference
+    settings = fsearch.Settings(train_size=250, epochs=3)
+    data = fsearch.load_search_data(settings, 5)
+    params = dict(hidden=(20, 20), lr=0.05, weight_decay=1e-3, optimizer="momentum",
+                  batchnorm=True, dropout=0.2)
+    val, train = fsearch.train_trial(lib, data, settings, params, (5, 0))
+    net = lib.MultiLayerNetExtend(64, [20, 20], 10, weight_decay_lambda=1e-3, use_batchnorm=True,
+                                  use_dropout=True, dropout_ration=0.2,
+                                  seed=np.random.default_rng([5, 0, 1]))
+    trainer = lib.Trainer(net, data.x_train, data.t_train, data.x_val, data.t_val, epochs=3,
+                          optimizer="Momentum", optimizer_param={"lr": 0.05}, verbose=False,
+                          rng=np.random.default_rng([5, 0, 2]))
+    for _ in range(trainer.max_iter):
+        trainer.train_step()
+    assert len(val) == 3 and val == trainer.test_acc_list and train == trainer.train_acc_list
+
+
 def test_two_workers_share_one_sqlite_study(tmp_path):
     """--jobs 2: each trial runs once, and the trial count is the sum asked."""
     storage = sqlite(tmp_path)

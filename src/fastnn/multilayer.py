@@ -233,7 +233,10 @@ class _MultiLayer:
         for idx in range(1, L + 2):
             i = str(idx)
             dW, db = layer_grads[idx - 1]
-            grads["W" + i] = dW + lam * self.params["W" + i] if lam != 0 else dW
+            if lam != 0:  # dW + lam W, the one new array the sum needs (dW stays Affine.dW)
+                dW = np.multiply(self.params["W" + i], lam)
+                dW += layer_grads[idx - 1][0]
+            grads["W" + i] = dW
             grads["b" + i] = db
             if idx <= L and bn_grads[idx - 1] is not None:
                 grads["gamma" + i], grads["beta" + i] = bn_grads[idx - 1]
