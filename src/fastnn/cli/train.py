@@ -175,8 +175,8 @@ def register(subparsers):
     loop.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
                       help=f"update rule (default sgd; convnets {CONVNET_OPTIMIZER}, the book's)")
     loop.add_argument("--lr", type=positive_float, metavar="LR",
-                      help="learning rate (default 0.1; 0.01 for rmsprop and adam, 0.001 on "
-                      "the convnets)")
+                      help="learning rate (default 0.1; 0.01 for rmsprop and adam, on the "
+                      "convnets 0.001)")
     loop.add_argument("--grad", choices=("backprop", "numerical"), default="backprop",
                       help="backprop (default) or numerical gradients (twolayer: volume 1's "
                       "TwoLayerNetwork.numerical_gradient; slow on the reference, very slow "
