@@ -5,6 +5,7 @@ code 2 for bad arguments. Runs are kept short (a few hundred steps) except one d
 checks the acceptance figure: at least 95% test accuracy on the digits.
 """
 import gzip
+import pickle
 import re
 import struct
 import subprocess
@@ -275,6 +276,92 @@ def test_multilayer_numerical_gradient(tmp_path):
     assert acc["fastnn"] == acc["reference"]
 
 
+# --------------------------------------------------------------------------- convnets
+
+def epoch_test_accuracies(stdout, label="fastnn"):
+    return [float(a) for a in re.findall(rf"^\[{label}\] epoch .* test acc ([\d.]+)$", stdout,
+                                         re.M)]
+
+
+def test_simple_convnet_learns_the_digits(tmp_path):
+    """The book's train_convnet.py settings (Adam lr 0.001) on the digits as 8x8 images."""
+    result = fastnn("train", "--model", "simple-convnet", "--epochs", 8, "--print-every", 1,
+                    "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    assert "digits (1437 train / 360 test, 1x8x8 images, 10 classes)" in result.stdout
+    assert ("SimpleConvNet 1x8x8 - conv 30x3x3 pad 1, pool - 480-100-10, float64 "
+            "(weight_init_std 0.01, seed 0)") in result.stdout
+    assert "Adam lr 0.001, batch 100, backprop; 120 steps = 8 epochs of 15 steps" in \
+        result.stdout
+    acc = epoch_test_accuracies(result.stdout)
+    assert len(acc) == 8
+    assert acc[-1] > 0.7 and acc[-1] > acc[0] + 0.3, acc
+
+
+@pytest.mark.parametrize("model", ["simple-convnet", "deep-convnet"])
+def test_convnet_compare_on_digits(tmp_path, model):
+    result = fastnn("train", "--model", model, "--compare", "--iters", 6, "--batch-size", 20,
+                    "--no-progress", tmp_path=tmp_path)
+    assert_ok(result)
+    acc = accuracies(result.stdout)
+    assert acc["fastnn"] == acc["reference"]
+    match = re.search(r"speed-up: +([\d.]+)x .*largest parameter difference after training "
+                      r"([\d.e+-]+)", result.stdout)
+    assert match, result.stdout
+    assert float(match[1]) > 0 and float(match[2]) < 1e-10
+
+
+def test_convnets_on_mnist_files(tmp_path):
+    """28x28 images: SimpleConvNet takes the book's Conv1, DeepConvNet its 64x4x4 Affine."""
+    directory = write_idx_mnist(tmp_path, n_train=40, n_test=10)
+    data = ["--data", f"mnist:{directory}", "--batch-size", 10, "--no-progress"]
+    simple = fastnn("train", "--model", "simple-convnet", "--iters", 4, "--hidden", 20,
+                    "--dtype", "float32", "--optimizer", "sgd", *data, tmp_path=tmp_path)
+    assert_ok(simple)
+    assert "(40 train / 10 test, 1x28x28 images, 10 classes)" in simple.stdout
+    assert "SimpleConvNet 1x28x28 - conv 30x5x5, pool - 4320-20-10, float32" in simple.stdout
+    assert "SGD lr 0.1" in simple.stdout
+    deep = fastnn("train", "--model", "deep-convnet", "--iters", 2, "--compare", *data,
+                  tmp_path=tmp_path)
+    assert_ok(deep)
+    assert "pool - 1024-50-10, float64 (weight_init_std he, seed 0)" in deep.stdout
+    acc = accuracies(deep.stdout)
+    assert acc["fastnn"] == acc["reference"]
+
+
+def test_convnet_save_then_load(tmp_path):
+    """--save writes the book's pickle (a dict of the arrays); --load reads it into either half."""
+    trained = fastnn("train", "--model", "simple-convnet", "--iters", 20, "--hidden", 30,
+                     "--no-progress", "--save", "params.pkl", tmp_path=tmp_path)
+    assert_ok(trained)
+    assert "saved:     params.pkl" in trained.stdout
+    with open(tmp_path / "params.pkl", "rb") as f:
+        params = pickle.load(f)
+    assert {k: v.shape for k, v in params.items()} == {
+        "W1": (30, 1, 3, 3), "b1": (30,), "W2": (480, 30), "b2": (30,), "W3": (30, 10),
+        "b3": (10,)}
+
+    loaded = fastnn("train", "--model", "simple-convnet", "--hidden", 30, "--load",
+                    "params.pkl", "--reference", tmp_path=tmp_path)
+    assert_ok(loaded)
+    assert "evaluation only" in loaded.stdout
+    assert accuracies(loaded.stdout)["reference"] == accuracies(trained.stdout)["fastnn"]
+    more = fastnn("train", "--model", "simple-convnet", "--hidden", 30, "--load", "params.pkl",
+                  "--iters", 5, "--compare", "--no-progress", tmp_path=tmp_path)
+    assert_ok(more)
+    assert "loaded from 'params.pkl'" in more.stdout and "5 steps" in more.stdout
+    acc = accuracies(more.stdout)
+    assert acc["fastnn"] == acc["reference"]
+
+    assert_usage_error(fastnn("train", "--model", "simple-convnet", "--load", "params.pkl",
+                              tmp_path=tmp_path), "params.pkl", "W2", "(480, 30)", "(480, 100)")
+    assert_usage_error(fastnn("train", "--model", "deep-convnet", "--load", "params.pkl",
+                              tmp_path=tmp_path), "params.pkl", "DeepConvNet", "missing")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    assert_usage_error(fastnn("train", "--model", "simple-convnet", "--load", "junk.pkl",
+                              tmp_path=tmp_path), "junk.pkl")
+
+
 # --------------------------------------------------------------------------- bad arguments
 
 @pytest.mark.parametrize("args, words", [
@@ -313,6 +400,32 @@ def test_bad_arguments_are_one_line_errors(tmp_path, args, words):
     result = fastnn("train", *args, tmp_path=tmp_path)
     assert_usage_error(result, *words)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--model", "simple-convnet", "--hidden", "10,10"], ["--hidden 10,10", "one hidden"]),
+    (["train", "--model", "simple-convnet", "--activation", "sigmoid"], ["--activation", "ReLU"]),
+    (["train", "--model", "simple-convnet", "--init", "he"], ["--init he", "a number"]),
+    (["train", "--model", "simple-convnet", "--batchnorm"], ["--batchnorm", "--model multilayer"]),
+    (["train", "--model", "deep-convnet", "--dropout", "0.3"], ["--dropout", "--model multilayer"]),
+    (["train", "--model", "deep-convnet", "--init", "0.1"], ["--init 0.1", "he"]),
+    (["train", "--model", "deep-convnet", "--grad", "numerical"], ["--grad numerical", "Deep"]),
+    (["train", "--model", "simple-convnet", "--data", "spiral"], ["needs images", "spiral"]),
+    (["gradcheck", "--model", "simple-convnet", "--activation", "relu"], ["--activation", "ReLU"]),
+    (["gradcheck", "--model", "simple-convnet", "--data", "spiral"], ["needs images", "spiral"]),
+    (["gradcheck", "--model", "deep-convnet"], ["--model", "deep-convnet"]),
+])
+def test_bad_convnet_arguments_are_one_line_errors(capsys, args, words):
+    """In this process: each is refused before a model is made."""
+    from fastnn.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "error" in err
+    for word in words:
+        assert word in err, err
 
 
 def test_mnist_directory_without_the_files(tmp_path):
@@ -375,6 +488,22 @@ def test_gradcheck_table(tmp_path, args):
         assert 0 <= float(mean) <= float(biggest) < 1e-5
     assert re.search(r"^  fastnn +[\d.]+ s", result.stdout, re.M)
     assert re.search(r"^  reference +[\d.]+ s", result.stdout, re.M)
+    agree = re.search(r"numerical gradient difference: ([\d.e+-]+)", result.stdout)
+    assert float(agree[1]) < 1e-8
+
+
+def test_gradcheck_simple_convnet(tmp_path):
+    result = fastnn("gradcheck", "--model", "simple-convnet", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "SimpleConvNet 1x8x8 - conv 10x3x3, pool - 90-10-10, float64" in result.stdout
+    rows = re.findall(r"^(\w+) +\(([\d, ]+)\) +([\d.e+-]+) +([\d.e+-]+)$", result.stdout,
+                      re.M)
+    assert [(name, shape) for name, shape, _, _ in rows] == [
+        ("W1", "10, 1, 3, 3"), ("b1", "10,"), ("W2", "90, 10"), ("b2", "10,"), ("W3", "10, 10"),
+        ("b3", "10,")]
+    for _, _, mean, biggest in rows:
+        assert 0 <= float(mean) <= float(biggest) < 1e-5
+    assert "numerical gradient of all 1120 parameters (2240 loss evaluations)" in result.stdout
     agree = re.search(r"numerical gradient difference: ([\d.e+-]+)", result.stdout)
     assert float(agree[1]) < 1e-8
 

@@ -2,6 +2,7 @@
 parameters, thread limits and the progress bar."""
 import argparse
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -127,8 +128,12 @@ class Data:
     n_classes: int
 
     def describe(self):
+        if self.x_train.ndim == 4:
+            inputs = "x".join(map(str, self.x_train.shape[1:])) + " images"
+        else:
+            inputs = f"{self.x_train.shape[1]} features"
         return (f"{self.name} ({len(self.x_train)} train / {len(self.x_test)} test, "
-                f"{self.x_train.shape[1]} features, {self.n_classes} classes)")
+                f"{inputs}, {self.n_classes} classes)")
 
 
 def load_data(spec):
@@ -152,6 +157,19 @@ def load_data(spec):
         if len(x) == 0:
             raise UsageError(f"the MNIST {part} files in '{spec.directory}' hold no images")
     return Data(str(spec), x_train, t_train, x_test, t_test, 10)
+
+
+def as_images(data, model):
+    """data with x as (N, 1, side, side) images, for a convolutional network (the digits are 8x8,
+    MNIST 28x28; views, no copy); UsageError naming --model for data that are not square
+    images (the spiral's points)."""
+    side = math.isqrt(data.x_train.shape[1])
+    if data.name == "spiral" or side * side != data.x_train.shape[1]:
+        raise UsageError(f"--model {model} needs images: --data digits or mnist:DIR, "
+                         f"not {data.name}")
+    shape = (-1, 1, side, side)
+    return dataclasses.replace(data, x_train=data.x_train.reshape(shape),
+                               x_test=data.x_test.reshape(shape))
 
 
 # --------------------------------------------------------------------------- models
@@ -185,21 +203,44 @@ def copy_params(src, dst):
 
 
 def layer_sizes(model):
-    """[input, hidden..., output] from the weight matrices: W1, W2, ... of a params dict, or the
-    2-D arrays of a params list."""
+    """[input, hidden..., output] of the Affine layers, from the weight matrices: the 2-D ones of
+    W1, W2, ... of a params dict (a convolutional net's filters are 4-D), or of a params list."""
     params = model.params
     if isinstance(params, dict):
         weights = [params[f"W{i}"] for i in range(1, 1 + sum(k[:1] == "W" for k in params))]
     else:
-        weights = [p for p in params if p.ndim == 2]
+        weights = list(params)
+    weights = [W for W in weights if W.ndim == 2]
     return [weights[0].shape[0]] + [W.shape[1] for W in weights]
 
 
 def describe_model(model, activation=None):
-    """'TwoLayerNet 64-50-10, sigmoid, float64' for any model with W1, W2, ... parameters."""
+    """'TwoLayerNet 64-50-10, sigmoid, float64' for any model with W1, W2, ... parameters;
+    a convolutional net's layers in order, e.g. 'SimpleConvNet 1x8x8 - conv 30x3x3 pad 1 - pool
+    - 480-100-10, float64'."""
+    if hasattr(model, "input_dim"):
+        return describe_convnet(model)
     sizes = "-".join(map(str, layer_sizes(model)))
     activation = getattr(model, "activation", None) or activation or "?"
     return f"{type(model).__name__} {sizes}, {activation}, {param_arrays(model)[0].dtype}"
+
+
+def describe_convnet(model):
+    layers = model.layers.values() if isinstance(model.layers, dict) else model.layers
+    parts = []
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind == "Convolution":
+            FN, _, FH, FW = layer.W.shape
+            pad = f" pad {layer.pad}" if layer.pad else ""
+            stride = f" stride {layer.stride}" if layer.stride != 1 else ""
+            parts.append(f"{FN}x{FH}x{FW}{pad}{stride}")
+        elif kind == "Pooling":
+            parts.append("pool")
+    convs = ", ".join(parts)
+    sizes = "-".join(map(str, layer_sizes(model)))
+    return (f"{type(model).__name__} {'x'.join(map(str, model.input_dim))} - conv {convs} - "
+            f"{sizes}, {param_arrays(model)[0].dtype}")
 
 
 def accuracy(model, x, t):

@@ -14,7 +14,15 @@ by model and ``--grad``:
   optimizer.update(model.params, grads); loss = model.loss(x, t)`` on ``TwoLayerNetwork``;
 - multilayer (volume 1, chapter 6): the book's Trainer step, ``grads = model.gradient(x, t)`` (or
   ``numerical_gradient``), the update, then ``loss = model.loss(x, t)``, on ``MultiLayerNet``, or
-  ``MultiLayerNetExtend`` with ``--batchnorm`` or ``--dropout``.
+  ``MultiLayerNetExtend`` with ``--batchnorm`` or ``--dropout``;
+- simple-convnet, deep-convnet (chapters 7 and 8): the same step on ``SimpleConvNet`` or
+  ``DeepConvNet``, with the book's ``train_convnet.py`` defaults (Adam lr 0.001, 20 epochs), on
+  the data as (N, 1, side, side) images: the digits 8x8, MNIST 28x28. SimpleConvNet's Conv1 is
+  the book's (30 filters 5x5, no pad) on 28x28 and 30 filters 3x3 padded by 1 on the 8x8 digits
+  (5x5 would leave 4x4 to pool). DeepConvNet keeps the book's convolutions on either: the digits
+  pool to 4x4, 3x3 and 1x1 (64 inputs to its first Affine instead of MNIST's 64x4x4). Their
+  ``--save`` / ``--load`` files are the book's pickles (``save_params`` / ``load_params``), so the
+  book's own ``params.pkl`` loads with ``--data mnist:DIR``.
 
 Mini-batches are drawn with replacement, as the book's ``np.random.choice(train_size,
 batch_size)`` does, from a generator seeded by ``--seed`` (the same batches for both halves); an
@@ -31,9 +39,9 @@ import numpy as np
 
 from ..reference.trainer import NetworkTrainer
 from .common import (DEFAULT_ACTIVATION, DEFAULT_DTYPE, DEFAULT_HIDDEN, UsageError, accuracy,
-                     add_data_option, add_threads_option, copy_params, describe_model, layer_sizes,
-                     libraries, load_data, nonnegative_int, param_arrays, path, positive_float,
-                     positive_int, progress, set_command, threads)
+                     add_data_option, add_threads_option, as_images, copy_params, describe_model,
+                     layer_sizes, libraries, load_data, nonnegative_int, param_arrays, path,
+                     positive_float, positive_int, progress, set_command, threads)
 
 # --optimizer name -> the optimizer's class name (the same in fastnn and fastnn.reference)
 OPTIMIZERS = {name: cls.__name__ for name, cls in NetworkTrainer.optimizer_classes.items()}
@@ -44,13 +52,25 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.1,
 DEFAULT_ITERS = 20000       # SGD lr 0.1 on the digits: ~96.4% test accuracy for every seed tried
 DEFAULT_HIDDEN_LIST = (100, 100, 100, 100)
 DEFAULT_MULTILAYER_ACTIVATION = "relu"  # the book's MultiLayerNet default
-DEFAULT_INIT = {"twolayer": 0.01, "multilayer": "he"}
+DEFAULT_INIT = {"twolayer": 0.01, "multilayer": "he", "simple-convnet": 0.01}
 INIT_NAMES = ("he", "xavier", "relu", "sigmoid")  # the book's 'relu' is he, 'sigmoid' xavier
+CONVNETS = {"simple-convnet": "SimpleConvNet", "deep-convnet": "DeepConvNet"}
+CONVNET_HIDDEN = {"simple-convnet": 100, "deep-convnet": 50}  # the books' hidden_size
+CONVNET_OPTIMIZER = "adam"  # and lr 0.001, 20 epochs: ch07/train_convnet.py, ch08/train_deepnet.py
+CONVNET_LR = {"rmsprop": 0.001, "adam": 0.001}  # the other rules: DEFAULT_LR
+CONVNET_EPOCHS = 20
+# SimpleConvNet's Conv1: the book's on MNIST's 28x28; on smaller images (the 8x8 digits) a
+# padded 3x3, which keeps the 8x8 for the 2x2 pooling
+BOOK_CONV_PARAM = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
+SMALL_CONV_PARAM = {"filter_num": 30, "filter_size": 3, "pad": 1, "stride": 1}
 # Trainer's gradient= for each (--model, --grad)
 GRADIENT = {("twolayer", "backprop"): "backward",
             ("twolayer", "numerical"): "numerical_gradient",
             ("multilayer", "backprop"): "gradient",
-            ("multilayer", "numerical"): "numerical_gradient"}
+            ("multilayer", "numerical"): "numerical_gradient",
+            ("simple-convnet", "backprop"): "gradient",
+            ("simple-convnet", "numerical"): "numerical_gradient",
+            ("deep-convnet", "backprop"): "gradient"}
 
 
 # --------------------------------------------------------------------------- argument types
@@ -100,19 +120,25 @@ def nonnegative_float(text):
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "train", help="train the two-layer net (digits by default) or a multi-layer net",
-        description="Train the book's two-layer net (or chapter 6's multi-layer net) with a "
-        "progress bar; prints loss and train/test accuracy every few epochs and a summary "
-        "(test accuracy, wall time, steps/s).")
+        "train", help="train the two-layer net (digits by default), a multi-layer net or a "
+        "convnet",
+        description="Train the book's two-layer net (or chapter 6's multi-layer net, or "
+        "chapters 7-8's SimpleConvNet and DeepConvNet) with a progress bar; prints loss and "
+        "train/test accuracy every few epochs and a summary (test accuracy, wall time, steps/s).")
     data = parser.add_argument_group("data and model")
     add_data_option(data)
-    data.add_argument("--model", choices=("twolayer", "multilayer"), default="twolayer",
+    data.add_argument("--model", choices=("twolayer", "multilayer", *CONVNETS),
+                      default="twolayer",
                       help="twolayer (default: TwoLayerNet, or TwoLayerNetwork with --grad "
-                      "numerical) or multilayer (chapter 6's MultiLayerNet, "
-                      "MultiLayerNetExtend with --batchnorm or --dropout)")
+                      "numerical), multilayer (chapter 6's MultiLayerNet, "
+                      "MultiLayerNetExtend with --batchnorm or --dropout), simple-convnet or "
+                      "deep-convnet (chapters 7-8, on digits or MNIST as images)")
     data.add_argument("--hidden", type=hidden_sizes, metavar="N[,N...]",
                       help=f"hidden units (default {DEFAULT_HIDDEN}); multilayer: one size per "
-                      f"hidden layer (default {','.join(map(str, DEFAULT_HIDDEN_LIST))})")
+                      f"hidden layer (default {','.join(map(str, DEFAULT_HIDDEN_LIST))}); "
+                      f"convnets: the units of the hidden Affine (default "
+                      f"{CONVNET_HIDDEN['simple-convnet']}, deep-convnet "
+                      f"{CONVNET_HIDDEN['deep-convnet']})")
     data.add_argument("--activation", choices=("sigmoid", "relu"),
                       help=f"hidden activation (default {DEFAULT_ACTIVATION}; multilayer "
                       f"{DEFAULT_MULTILAYER_ACTIVATION})")
@@ -122,7 +148,8 @@ def register(subparsers):
     init.add_argument("--init", type=init_spec, metavar="{he,xavier,S}",
                       help="initial weights: S * standard normal, or multilayer's he "
                       "(sqrt(2/n), the book's 'relu') or xavier (sqrt(1/n), 'sigmoid'), n the "
-                      "layer's input size (default 0.01, the book's; multilayer he)")
+                      "layer's input size (default 0.01, the book's; multilayer he; "
+                      "deep-convnet is always he)")
     init.add_argument("--weight-init-std", type=positive_float, dest="init", metavar="S",
                       help="the same as --init S")
     data.add_argument("--batchnorm", action="store_true",
@@ -139,15 +166,17 @@ def register(subparsers):
     loop = parser.add_argument_group("training")
     length = loop.add_mutually_exclusive_group()
     length.add_argument("--iters", type=nonnegative_int, metavar="N",
-                        help=f"training steps (default {DEFAULT_ITERS}; 0 with --load)")
+                        help=f"training steps (default {DEFAULT_ITERS}, convnets "
+                        f"{CONVNET_EPOCHS} epochs; 0 with --load)")
     length.add_argument("--epochs", type=nonnegative_int, metavar="N",
                         help="training epochs of ceil(train size / batch size) steps")
     loop.add_argument("--batch-size", type=positive_int, default=100, metavar="N",
                       help="mini-batch size (default 100)")
-    loop.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
-                      help="update rule (default sgd)")
+    loop.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+                      help=f"update rule (default sgd; convnets {CONVNET_OPTIMIZER}, the book's)")
     loop.add_argument("--lr", type=positive_float, metavar="LR",
-                      help="learning rate (default 0.1; 0.01 for rmsprop and adam)")
+                      help="learning rate (default 0.1; 0.01 for rmsprop and adam, on the "
+                      "convnets 0.001)")
     loop.add_argument("--grad", choices=("backprop", "numerical"), default="backprop",
                       help="backprop (default) or numerical gradients (twolayer: volume 1's "
                       "TwoLayerNetwork.numerical_gradient; slow on the reference, very slow "
@@ -169,11 +198,14 @@ def register(subparsers):
                      help="no progress bar")
     out.add_argument("--plot", type=path, metavar="FILE.png",
                      help="save loss and accuracy curves (needs matplotlib)")
-    out.add_argument("--save", type=path, metavar="FILE.npz",
-                     help="save the trained parameters")
-    out.add_argument("--load", type=path, metavar="FILE.npz",
+    out.add_argument("--save", type=path, metavar="FILE",
+                     help="save the trained parameters: twolayer FILE.npz; convnets the book's "
+                     "pickle (save_params)")
+    out.add_argument("--load", type=path, metavar="FILE",
                      help="start from saved parameters: evaluate, and train on if --iters or "
-                     "--epochs is given (optimizer state starts afresh)")
+                     "--epochs is given (optimizer state starts afresh). Convnets: a pickle of "
+                     "save_params or the book's (load only files you trust), into the network "
+                     "--model, --data and --hidden describe")
     set_command(parser, run)
 
 
@@ -246,8 +278,12 @@ def _train(label, lib, model, data, args, n_iters, steps_per_epoch, print_every)
     step = 0
     try:
         while step < n_iters:
-            # to the end of the epoch in one call (numerical gradients: a step at a time)
-            k = 1 if numerical else min(steps_per_epoch - step % steps_per_epoch, n_iters - step)
+            # to the end of the epoch in one call (numerical gradients and the convnets' steps,
+            # of milliseconds or more: a step at a time, for the progress bar)
+            if numerical or args.model in CONVNETS:
+                k = 1
+            else:
+                k = min(steps_per_epoch - step % steps_per_epoch, n_iters - step)
             chunk = trainer.run_steps(k)
             step += k
             bar.set_postfix_str(f"loss {chunk[-1]:.4f}", refresh=False)
@@ -301,8 +337,11 @@ def _summary(run):
 
 def _resolve_args(parser, args):
     """Fill the defaults that depend on other options; parser.error on what cannot work."""
+    convnet = args.model in CONVNETS
+    if args.optimizer is None:
+        args.optimizer = CONVNET_OPTIMIZER if convnet else "sgd"
     if args.lr is None:
-        args.lr = DEFAULT_LR[args.optimizer]
+        args.lr = (convnet and CONVNET_LR.get(args.optimizer)) or DEFAULT_LR[args.optimizer]
     if args.model == "twolayer":
         for option, given in (("--batchnorm", args.batchnorm), ("--dropout", args.dropout),
                               ("--weight-decay", args.weight_decay)):
@@ -316,9 +355,11 @@ def _resolve_args(parser, args):
                          f"takes a number)")
         if args.init is None:
             args.init = DEFAULT_INIT["twolayer"]
+    elif convnet:
+        _resolve_convnet(parser, args)
     else:
         if args.load is not None or args.save is not None:
-            parser.error("--save and --load are for --model twolayer")
+            parser.error("--save and --load are for --model twolayer and the convnets")
         args.hidden = args.hidden or DEFAULT_HIDDEN_LIST
         args.activation = args.activation or DEFAULT_MULTILAYER_ACTIVATION
         args.dtype = args.dtype or DEFAULT_DTYPE
@@ -335,6 +376,55 @@ def _resolve_args(parser, args):
             parser.error(f"{option}: directory not found: '{file.parent}'")
     if args.load is not None and not args.load.is_file():
         parser.error(f"--load: file not found: '{args.load}'")
+
+
+def _resolve_convnet(parser, args):
+    model = args.model
+    for option, given in (("--batchnorm", args.batchnorm), ("--dropout", args.dropout),
+                          ("--weight-decay", args.weight_decay)):
+        if given:
+            parser.error(f"{option} needs --model multilayer ({CONVNETS[model]} has none)")
+    if args.activation is not None:
+        parser.error(f"--activation: {CONVNETS[model]}'s activation is ReLU (the book's)")
+    if args.hidden is not None and len(args.hidden) > 1:
+        parser.error(f"--hidden {','.join(map(str, args.hidden))}: {CONVNETS[model]} has one "
+                     f"hidden Affine layer (give its size)")
+    if model == "deep-convnet":
+        if args.init not in (None, "he"):
+            parser.error(f"--init {args.init}: DeepConvNet's initialisation is he (the book's)")
+        if args.grad == "numerical":
+            parser.error("--grad numerical: DeepConvNet has no numerical_gradient (the book's "
+                         "has none); --model simple-convnet has")
+    elif isinstance(args.init, str):
+        parser.error(f"--init {args.init} needs --model multilayer (SimpleConvNet takes a "
+                     f"number)")
+    if args.data.kind == "spiral":
+        parser.error(f"--model {model} needs images: --data digits or mnist:DIR, not spiral")
+    args.hidden = args.hidden or (CONVNET_HIDDEN[model],)
+    args.dtype = args.dtype or DEFAULT_DTYPE
+    if args.init is None:
+        args.init = DEFAULT_INIT.get(model, "he")
+
+
+def _convnet(lib, data, args):
+    """SimpleConvNet or DeepConvNet for data's images, Conv1 fitted to their size."""
+    input_dim = data.x_train.shape[1:]
+    config = dict(hidden_size=args.hidden[0], output_size=data.n_classes, dtype=args.dtype,
+                  seed=args.seed)
+    if args.model == "deep-convnet":
+        return lib.DeepConvNet(input_dim, **config)
+    conv_param = BOOK_CONV_PARAM if min(input_dim[1:]) >= 28 else SMALL_CONV_PARAM
+    return lib.SimpleConvNet(input_dim, dict(conv_param), weight_init_std=args.init, **config)
+
+
+def _load_convnet(args, model):
+    """--load's pickle into model, checked (names, shapes) before anything is written."""
+    try:
+        model.load_params(str(args.load))
+    except Exception as e:  # whatever the file holds, the user gets one line, not a trace
+        raise UsageError(f"--load: cannot load '{args.load}' into {type(model).__name__} "
+                         f"(built from --model, --data and --hidden): {type(e).__name__}: "
+                         f"{e}") from None
 
 
 def _multilayer(lib, data, args):
@@ -384,6 +474,10 @@ def _build_models(parser, args, data, libs):
     first = libs[0][1]
     if args.model == "multilayer":
         models = [_multilayer(lib, data, args) for _, lib in libs]
+    elif args.model in CONVNETS:
+        models = [_convnet(lib, data, args) for _, lib in libs]
+        if args.load is not None:
+            _load_convnet(args, models[0])
     elif args.load is not None:
         models = [_load_twolayer(parser, args, data, _twolayer_class(first, args))]
     else:
@@ -416,6 +510,8 @@ def _describe(model, args):
 def run(parser, args):
     _resolve_args(parser, args)
     data = load_data(args.data)
+    if args.model in CONVNETS:
+        data = as_images(data, args.model)
     libs = libraries(args)
     models = _build_models(parser, args, data, libs)
 
@@ -425,8 +521,10 @@ def run(parser, args):
         n_iters = args.epochs * steps_per_epoch
     elif args.iters is not None:
         n_iters = args.iters
+    elif args.load is not None:
+        n_iters = 0
     else:
-        n_iters = 0 if args.load is not None else DEFAULT_ITERS
+        n_iters = CONVNET_EPOCHS * steps_per_epoch if args.model in CONVNETS else DEFAULT_ITERS
     n_epochs = math.ceil(n_iters / steps_per_epoch)
     print_every = args.print_every or max(1, math.ceil(n_epochs / 10))
 
@@ -461,14 +559,22 @@ def run(parser, args):
               f"largest parameter difference after training {diff:.1e}")
 
     if args.save is not None:
-        runs[0].model.save(str(args.save))
-        saved = args.save if args.save.suffix == ".npz" else Path(str(args.save) + ".npz")
-        print(f"saved:     {saved}")
+        print(f"saved:     {_save(runs[0].model, args)}")
     if args.plot is not None:
-        plot_runs(args.plot, runs, title=f"{describe_model(models[0], args.activation)} on "
+        plot_runs(args.plot, runs, title=f"{_describe(models[0], args)} on "
                   f"{data.name}, {OPTIMIZERS[args.optimizer]} lr {args.lr:g}")
         print(f"plot:      {args.plot}")
     return 0
+
+
+def _save(model, args):
+    """--save: a convnet's params pickled as the book's save_params does, a two-layer net's npz;
+    returns the file's path."""
+    if args.model in CONVNETS:
+        model.save_params(str(args.save))
+        return args.save
+    model.save(str(args.save))
+    return args.save if args.save.suffix == ".npz" else Path(str(args.save) + ".npz")
 
 
 def plot_runs(path, runs, title=""):
