@@ -2,10 +2,13 @@
  * convolution's matrix product (sizes and layouts: conv.h).
  *
  * im2col   (N * Q, K): the book's util.im2col, row (n, oy, ox), column (c, ky, kx).
- * im2col_t (K, N * Q): its transpose, written directly. With the input in (C, N, H, W) the
- * convolution is then one matrix product W (FN, K) . col (K, N * Q) = y (FN, N * Q), which is the
- * output in (FN, N, OH, OW); its backward is two more, dW = dy . col^T and dcol = W^T . dy. Each
- * row of col_t is the input plane shifted by (ky, kx): contiguous copies when S = 1.
+ * im2col_t (K, M * Q): its transpose for the samples [i0, i1) (M = i1 - i0), written directly.
+ * The convolution is then one matrix product W (FN, K) . col (K, M * Q) per block of samples,
+ * into the columns of those samples of y (FN, N * Q), the output in (FN, N, OH, OW); the models
+ * run it over blocks of a few samples, so that col stays in the cache between im2col and the
+ * product. Its backward: dW = dy . col^T, and dx either as a convolution of dy (conv.py) or
+ * col2im_t of dcol = W^T . dy. Each row of col_t is the input plane shifted by (ky, kx):
+ * contiguous copies when S = 1.
  * col2im, col2im_t: the adjoints (overlapping windows accumulate). Each output plane (n, c) is
  * zeroed, then its contributions are added filter position by filter position, (ky, kx) in order,
  * as the book's col2im adds them: one thread owns a plane, so the sums do not depend on the thread
@@ -44,18 +47,64 @@ static FASTNN_CLONES void im2col_t_row(const real *src, ptrdiff_t h, ptrdiff_t w
     memset(dst + oy1 * ow, 0, (size_t)((oh - oy1) * ow) * sizeof *dst);
 }
 
+#ifdef FASTNN_AVX512
+/* lanes [a, b) of a vector, a and b clamped to [0, VLANES] */
+static inline vmask lanes_between(ptrdiff_t a, ptrdiff_t b)
+{
+    a = a < 0 ? 0 : a > VLANES ? VLANES : a;
+    b = b < 0 ? 0 : b > VLANES ? VLANES : b;
+    return (vmask)((((uint64_t)1 << b) - 1) & ~(((uint64_t)1 << a) - 1));
+}
+
+/* im2col_t_row for S = 1, one masked load and store per VLANES outputs: the lanes outside the
+ * input row read nothing and store zeros (a call per short row of memcpy and memset costs more
+ * than the copy; the models' planes are 8 to 28 wide) */
+__attribute__((target("avx512f"))) static void im2col_t_row_s1_avx512(
+    const real *src, ptrdiff_t h, ptrdiff_t w, ptrdiff_t ky, ptrdiff_t kx, ptrdiff_t p,
+    ptrdiff_t oh, ptrdiff_t ow, real *dst)
+{
+    ptrdiff_t ox0, ox1;
+    conv_valid_range(w, ow, kx - p, 1, &ox0, &ox1);
+    for (ptrdiff_t oy = 0; oy < oh; oy++) {
+        ptrdiff_t iy = oy + ky - p;
+        real *d = dst + oy * ow;
+        int inside = iy >= 0 && iy < h;
+        /* r[ox] is the input of output ox, for ox in [ox0, ox1) when the row is inside: the
+           address is formed only then, from in-bounds offsets */
+        const real *r = inside ? src + iy * w : src;
+        ptrdiff_t shift = inside ? kx - p : 0;
+        for (ptrdiff_t v = 0; v < ow; v += VLANES) {
+            vmask load = inside ? lanes_between(ox0 - v, ox1 - v) : 0;
+            /* lane l of the load reads r[shift + v + l]; those lanes are in [0, w) */
+            vreal val = V(maskz_loadu)(load, r + shift + v);
+            V(mask_storeu)(d + v, lanes_between(0, ow - v), val);
+        }
+    }
+}
+#endif
+
 void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *col)
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
+                  real *col)
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    ptrdiff_t rows = c * fh * fw * n; /* (k, i) pairs, each Q elements of col_t */
+    ptrdiff_t m = i1 - i0, rows = c * fh * fw * m; /* (k, i) pairs, each Q elements of col_t */
     int nt = threads_for(rows * q);
+    int avx512 = s == 1 && fastnn_avx512();
+    (void)avx512;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++) {
-        ptrdiff_t k = r / n, i = r % n;
+        ptrdiff_t k = r / m, i = i0 + r % m;
         ptrdiff_t j = k / (fh * fw), ky = k / fw % fh, kx = k % fw;
-        im2col_t_row(x + conv_plane(i, j, n, c, h * w, cnhw), h, w, ky, kx, s, p, oh, ow,
-                     col + k * (n * q) + i * q);
+        const real *plane = x + conv_plane(i, j, n, c, h * w, cnhw);
+        real *dst = col + k * (m * q) + (i - i0) * q;
+#ifdef FASTNN_AVX512
+        if (avx512) {
+            im2col_t_row_s1_avx512(plane, h, w, ky, kx, p, oh, ow, dst);
+            continue;
+        }
+#endif
+        im2col_t_row(plane, h, w, ky, kx, s, p, oh, ow, dst);
     }
 }
 
@@ -131,15 +180,17 @@ static FASTNN_CLONES void col2im_plane(const real *src, ptrdiff_t kstep, ptrdiff
 }
 
 void FN(col2im_t)(const real *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *dx)
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
+                  real *dx)
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    int nt = threads_for(c * fh * fw * n * q);
+    ptrdiff_t m = i1 - i0;
+    int nt = threads_for(c * fh * fw * m * q);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (ptrdiff_t r = 0; r < n * c; r++) {
-        ptrdiff_t i = r % n, j = r / n; /* filter row k = (j, ky, kx), column block i */
-        col2im_plane(col + j * fh * fw * (n * q) + i * q, n * q, ow, 1, h, w, fh, fw, s, p, oh,
-                     ow, dx + conv_plane(i, j, n, c, h * w, cnhw));
+    for (ptrdiff_t r = 0; r < m * c; r++) {
+        ptrdiff_t i = r % m, j = r / m; /* filter row k = (j, ky, kx), column block i */
+        col2im_plane(col + j * fh * fw * (m * q) + i * q, m * q, ow, 1, h, w, fh, fw, s, p, oh,
+                     ow, dx + conv_plane(i0 + i, j, n, c, h * w, cnhw));
     }
 }
 
@@ -195,14 +246,16 @@ static FASTNN_CLONES void bias_act_row(real *y, real b, ptrdiff_t len, int relu)
             y[e] += b;
 }
 
-/* y (rows, len) <- act(y + b[row]), act = ReLU or the identity: the convolution's bias (one per
- * filter, a row of its (FN, N * Q) output) and the ReLU after it, in one pass */
-void FN(conv_bias_act)(real *y, const real *b, ptrdiff_t rows, ptrdiff_t len, int relu)
+/* columns [c0, c1) of y (rows, ld) <- act(y + b[row]), act = ReLU or the identity: the
+ * convolution's bias (one per filter, a row of its (FN, N * Q) output) and the ReLU after it, in
+ * one pass, over the columns of the block of samples the product has just written (in cache) */
+void FN(conv_bias_act)(real *y, const real *b, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c0,
+                       ptrdiff_t c1, int relu)
 {
-    int nt = threads_for(rows * len);
+    int nt = threads_for(rows * (c1 - c0));
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++)
-        bias_act_row(y + r * len, b[r], len, relu);
+        bias_act_row(y + r * ld + c0, b[r], c1 - c0, relu);
 }
 
 /* the row's sum in float64 over 8 interleaved partial sums (a fixed order: vectorisable, and the
