@@ -63,22 +63,29 @@ __attribute__((target("avx512f"))) static void im2col_t_row_s1_avx512(
     const real *src, ptrdiff_t h, ptrdiff_t w, ptrdiff_t ky, ptrdiff_t kx, ptrdiff_t p,
     ptrdiff_t oh, ptrdiff_t ow, real *dst)
 {
-    ptrdiff_t ox0, ox1;
+    ptrdiff_t ox0, ox1, oy0, oy1;
     conv_valid_range(w, ow, kx - p, 1, &ox0, &ox1);
-    for (ptrdiff_t oy = 0; oy < oh; oy++) {
-        ptrdiff_t iy = oy + ky - p;
-        real *d = dst + oy * ow;
-        int inside = iy >= 0 && iy < h;
-        /* r[ox] is the input of output ox, for ox in [ox0, ox1) when the row is inside: the
-           address is formed only then, from in-bounds offsets */
-        const real *r = inside ? src + iy * w : src;
-        ptrdiff_t shift = inside ? kx - p : 0;
-        for (ptrdiff_t v = 0; v < ow; v += VLANES) {
-            vmask load = inside ? lanes_between(ox0 - v, ox1 - v) : 0;
-            /* lane l of the load reads r[shift + v + l]; those lanes are in [0, w) */
-            vreal val = V(maskz_loadu)(load, r + shift + v);
-            V(mask_storeu)(d + v, lanes_between(0, ow - v), val);
+    conv_valid_range(h, oh, ky - p, 1, &oy0, &oy1);
+    /* column block v of every output row: the masks are the same for all rows */
+    for (ptrdiff_t v = 0; v < ow; v += VLANES) {
+        vmask store = lanes_between(0, ow - v), load = lanes_between(ox0 - v, ox1 - v);
+        vreal zero = V(setzero)();
+        for (ptrdiff_t oy = 0; oy < oy0; oy++)
+            V(mask_storeu)(dst + oy * ow + v, store, zero);
+        if (load) {
+            /* lane l reads src[(oy + ky - p) * w + kx - p + v + l], in the row for the lanes of
+               load; the offset of the first lane is formed as an integer, and may be negative */
+            ptrdiff_t off = (ky - p) * w + kx - p + v;
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                V(mask_storeu)(dst + oy * ow + v, store,
+                               V(maskz_loadu)(load, (const char *)src
+                                              + (off + oy * w) * (ptrdiff_t)sizeof(real)));
+        } else {
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                V(mask_storeu)(dst + oy * ow + v, store, zero);
         }
+        for (ptrdiff_t oy = oy1; oy < oh; oy++)
+            V(mask_storeu)(dst + oy * ow + v, store, zero);
     }
 }
 #endif

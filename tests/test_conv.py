@@ -82,8 +82,8 @@ def test_stride_1_square_filters(dtype, data):
     paths, inputs read-only and in other layouts, batch up to 6 over blocks of samples."""
     f = data.draw(st.integers(1, 5))
     pad = data.draw(st.integers(0, f))
-    n, c, fn = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 8))
-    h, w = data.draw(st.integers(max(1, f - 2 * pad), 9)), data.draw(st.integers(max(1, f - 2 * pad), 9))
+    n, c, fn = (data.draw(st.integers(lo, hi)) for lo, hi in [(1, 6), (1, 3), (1, 8)])
+    h, w = (data.draw(st.integers(max(1, f - 2 * pad), 9)) for _ in range(2))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     W = rng.standard_normal((fn, c, f, f)).astype(dtype)
