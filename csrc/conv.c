@@ -14,6 +14,8 @@
  * as the book's col2im adds them: one thread owns a plane, so the sums do not depend on the thread
  * count.
  */
+#include <stdlib.h>
+
 #include "conv.h"
 
 static int threads_for(ptrdiff_t work)
@@ -293,4 +295,106 @@ void FN(conv_act_backward_bias)(real *dy, const real *y, ptrdiff_t rows, ptrdiff
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++)
         db[r] = (real)act_backward_row(dy + r * len, y ? y + r * len : NULL, len);
+}
+
+/* ------------------------------------------------------------------ one input channel */
+
+#ifdef FASTNN_AVX512
+#define DIRECT_FB 8 /* filters per pass: 8 x 2 accumulator registers, the input loads shared */
+#ifdef FASTNN_REAL_F32
+#define CMP_NLE_ZERO(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ)
+#else
+#define CMP_NLE_ZERO(v) _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NLE_UQ)
+#endif
+
+/* y[f0 + g] rows for one sample: xp its zero-padded plane (rows of wp >= OW + FW - 1 + 2 *
+ * VLANES), wpad (FNp, FH * FW) the filters padded with zeros to a multiple of DIRECT_FB filters,
+ * bpad their biases (zeros for none); act(.) ReLU when relu. Output (f, oy, ox) at
+ * y[f * ystride + oy * ow + ox]. */
+__attribute__((target("avx512f"))) static void direct1_sample_avx512(
+    const real *xp, ptrdiff_t wp, const real *wpad, const real *bpad, ptrdiff_t fnp, ptrdiff_t fn,
+    ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t oh, ptrdiff_t ow, int relu, ptrdiff_t ystride, real *y)
+{
+    ptrdiff_t k = fh * fw;
+    for (ptrdiff_t f0 = 0; f0 < fnp; f0 += DIRECT_FB)
+        for (ptrdiff_t oy = 0; oy < oh; oy++)
+            for (ptrdiff_t ox = 0; ox < ow; ox += 2 * VLANES) {
+                vreal a[DIRECT_FB][2];
+                for (int g = 0; g < DIRECT_FB; g++)
+                    a[g][0] = a[g][1] = V(set1)(bpad[f0 + g]);
+                for (ptrdiff_t ky = 0; ky < fh; ky++) {
+                    const real *r = xp + (oy + ky) * wp + ox; /* in the padded row, slack incl. */
+                    const real *wr = wpad + f0 * k + ky * fw;
+                    for (ptrdiff_t kx = 0; kx < fw; kx++) {
+                        vreal x0 = V(loadu)(r + kx), x1 = V(loadu)(r + kx + VLANES);
+                        for (int g = 0; g < DIRECT_FB; g++) {
+                            vreal wv = V(set1)(wr[g * k + kx]);
+                            a[g][0] = V(fmadd)(wv, x0, a[g][0]);
+                            a[g][1] = V(fmadd)(wv, x1, a[g][1]);
+                        }
+                    }
+                }
+                ptrdiff_t m = ow - ox < 2 * VLANES ? ow - ox : 2 * VLANES;
+                vmask m0 = lanes_between(0, m), m1 = lanes_between(0, m - VLANES);
+                for (int g = 0; g < DIRECT_FB && f0 + g < fn; g++) {
+                    real *o = y + (f0 + g) * ystride + oy * ow + ox;
+                    vreal v0 = a[g][0], v1 = a[g][1];
+                    if (relu) { /* ReLU keeping NaN: v where !(v <= 0), else 0 */
+                        v0 = V(maskz_mov)(CMP_NLE_ZERO(v0), v0);
+                        v1 = V(maskz_mov)(CMP_NLE_ZERO(v1), v1);
+                    }
+                    V(mask_storeu)(o, m0, v0);
+                    V(mask_storeu)(o + VLANES, m1, v1);
+                }
+            }
+}
+#endif
+
+/* y (FN, N * Q) <- act(W . im2col(x) + b), computed directly for one input channel and stride
+ * 1 (the models' first convolution: a product with K = FH * FW is too skinny for BLAS), b NULL
+ * for no bias (and no act), act ReLU when relu. x (N, 1, H, W) (the same memory as (1, N, H, W)),
+ * W (FN, 1, FH, FW). Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no
+ * direct path (the AVX-512 one); then nothing is written and the caller takes im2col. */
+ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const real *wt,
+                           const real *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,
+                           int relu, real *y)
+{
+#ifdef FASTNN_AVX512
+    if (!fastnn_avx512())
+        return 0;
+    ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
+    ptrdiff_t fnp = (fn + DIRECT_FB - 1) / DIRECT_FB * DIRECT_FB;
+    ptrdiff_t hp = h + 2 * p, wp = w + 2 * p + 2 * VLANES;
+    real *wpad = calloc((size_t)(fnp * k + fnp), sizeof *wpad);
+    if (!wpad)
+        return FASTNN_NO_MEMORY;
+    real *bpad = wpad + fnp * k;
+    memcpy(wpad, wt, (size_t)(fn * k) * sizeof *wpad);
+    if (b)
+        memcpy(bpad, b, (size_t)fn * sizeof *bpad);
+    int nt = threads_for(fn * k * n * q);
+    int failed = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
+        real *xp = calloc((size_t)(hp * wp), sizeof *xp); /* the padding stays zero */
+        if (!xp)
+            failed = 1;
+#pragma omp for schedule(static)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            if (!xp)
+                continue;
+            for (ptrdiff_t r = 0; r < h; r++)
+                memcpy(xp + (r + p) * wp + p, x + (i * h + r) * w, (size_t)w * sizeof *xp);
+            direct1_sample_avx512(xp, wp, wpad, bpad, fnp, fn, fh, fw, oh, ow, b && relu, n * q,
+                                  y + i * q);
+        }
+        free(xp);
+    }
+    free(wpad);
+    return failed ? FASTNN_NO_MEMORY : FASTNN_OK;
+#else
+    (void)x, (void)n, (void)h, (void)w, (void)wt, (void)b, (void)fn, (void)fh, (void)fw, (void)p;
+    (void)relu, (void)y;
+    return 0;
+#endif
 }

@@ -32,6 +32,12 @@ cdef extern from "conv.h" nogil:
                         const double *bias, double *dst)
     void swap_outer_f32(const float *src, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
                         const float *bias, float *dst)
+    Py_ssize_t conv_direct1_f64(const double *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                const double *wt, const double *b, Py_ssize_t fn, Py_ssize_t fh,
+                                Py_ssize_t fw, Py_ssize_t p, int relu, double *y)
+    Py_ssize_t conv_direct1_f32(const float *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                const float *wt, const float *b, Py_ssize_t fn, Py_ssize_t fh,
+                                Py_ssize_t fw, Py_ssize_t p, int relu, float *y)
     void conv_bias_act_f64(double *y, const double *b, Py_ssize_t rows, Py_ssize_t ld,
                            Py_ssize_t c0, Py_ssize_t c1, int relu)
     void conv_bias_act_f32(float *y, const float *b, Py_ssize_t rows, Py_ssize_t ld,
@@ -182,6 +188,43 @@ def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray b
             swap_outer_f64(<double *> ps, a, b, q, <double *> pb, <double *> pd)
         else:
             swap_outer_f32(<float *> ps, a, b, q, <float *> pb, <float *> pd)
+
+
+def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, Py_ssize_t pad,
+                 bint relu, cnp.ndarray y not None):
+    """y (FN, N * OH * OW) <- act(W . im2col(x) + b) for one input channel and stride 1, computed
+    directly (no im2col); x (N, 1, H, W) or (1, N, H, W), W (FN, 1, FH, FW), b (FN,) or None (no
+    bias, no act), act ReLU when relu. Returns False, having written nothing, when this CPU or
+    build has no direct path (the caller then takes im2col and a product)."""
+    cdef int typenum = _float_array(x, "x")
+    cdef bint cnhw = cnp.PyArray_NDIM(x) == 4 and cnp.PyArray_DIM(x, 0) == 1
+    if cnp.PyArray_NDIM(W) != 4 or cnp.PyArray_DIM(W, 1) != 1:
+        raise ValueError(f"W: expected (FN, 1, FH, FW), got shape {(<object> W).shape}")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(W, 0), fh = cnp.PyArray_DIM(W, 2), fw = cnp.PyArray_DIM(W, 3)
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, 1, pad)
+    if g.c != 1:
+        raise ValueError(f"x: expected one channel, got shape {(<object> x).shape}")
+    _like(W, "W", typenum, fn * fh * fw, False)
+    cdef void *pb = NULL
+    if b is not None:
+        _like(b, "b", typenum, fn, False)
+        pb = cnp.PyArray_DATA(b)
+    _like(y, "y", typenum, fn * g.n * g.oh * g.ow, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pw = cnp.PyArray_DATA(W)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef Py_ssize_t status
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            status = conv_direct1_f64(<double *> px, g.n, g.h, g.w, <double *> pw, <double *> pb,
+                                      fn, fh, fw, pad, relu, <double *> py)
+        else:
+            status = conv_direct1_f32(<float *> px, g.n, g.h, g.w, <float *> pw, <float *> pb,
+                                      fn, fh, fw, pad, relu, <float *> py)
+    if status == 0:
+        return False
+    _check_status(status, "conv_direct1")
+    return True
 
 
 def conv_bias_act(cnp.ndarray y not None, cnp.ndarray b not None, bint relu,

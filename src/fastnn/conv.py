@@ -167,7 +167,8 @@ class Convolution:
     def _products(self, x, x_cnhw, relu=None):
         """y (FN, N, OH, OW) = W . im2col(x), then act(y + b) unless relu is None (act ReLU when
         relu, else the identity); a buffer of the layer. x a float buffer, (N, C, H, W) or
-        (C, N, H, W) (x_cnhw), kept for backward."""
+        (C, N, H, W) (x_cnhw), kept for backward. One input channel and stride 1 (the models'
+        first layer) is computed directly where the CPU has AVX-512 (csrc/conv.c)."""
         dtype = x.dtype
         W = as_buffer(self.params[0], dtype)
         FN, C, FH, FW = W.shape
@@ -177,16 +178,18 @@ class Convolution:
         K, Q = C * FH * FW, out_h * out_w
         W2 = W.reshape(FN, K)
         b = None if relu is None else as_buffer(self.params[1], dtype)
+        y = self._scratch.get("y", (FN, N * Q), dtype)
+        self._planes = (x, x_cnhw)
+        if C == 1 and self.stride == 1 and _core.conv_direct1(x, W, b, self.pad, bool(relu), y):
+            return y.reshape(FN, N, out_h, out_w)
         blocks = self._blocks(N, K * Q * dtype.itemsize)
         col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dtype)
-        y = self._scratch.get("y", (FN, N * Q), dtype)
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, -1)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
             np.matmul(W2, c, out=y[:, start * Q:stop * Q])
             if b is not None:
                 _core.conv_bias_act(y, b, relu, start * Q, stop * Q)
-        self._planes = (x, x_cnhw)
         return y.reshape(FN, N, out_h, out_w)
 
     def _weight_grads(self, dy, relu, dW, db):
@@ -214,14 +217,15 @@ class Convolution:
         """dx (C, N, H, W) <- col2im(W^T . dy) for dy (FN, N, OH, OW). With stride 1, square
         filters and pad < FH that is the convolution of dy, padded by FH - 1 - pad, with the
         flipped filters W[f, c, ::-1, ::-1] summed over f: im2col of dy and one product with
-        K = FN*FH*FW (no col2im, and no product with only FN terms per element). workspace holds
-        the buffers the model's layers share."""
+        K = FN*FH*FW (no col2im, and no product with only FN terms per element), taken when C >=
+        FN (measured: with fewer channels W^T . dy and col2im are faster). workspace holds the
+        buffers the model's layers share."""
         W = as_buffer(self.params[0], dy.dtype)
         FN, C, FH, FW = W.shape
         C_, N, H, W_ = dx.shape
         OH, OW = dy.shape[2:]
         dx2 = dx.reshape(C, -1)
-        if self.stride == 1 and FH == FW and self.pad < FH:
+        if self.stride == 1 and FH == FW and self.pad < FH and C >= FN:
             K, HW = FN * FH * FW, H * W_
             flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
             blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
