@@ -121,8 +121,9 @@ def test_stride_1_square_filters(dtype, data):
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_one_channel_stride_1(path, dtype, data):
-    """One input channel, stride 1 (the models' first convolution): computed directly with
-    AVX-512 (8 filters and 2 registers of outputs at a time, masked last block), else by im2col.
+    """One input channel, stride 1 (the models' first convolution): the forward computed directly
+    with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block), else by
+    im2col.
     Widths across the register blocks, filter counts off the multiple of 8, NaN, both layers'
     paths, inputs read-only and in other layouts."""
     with vector_path(path):
@@ -141,18 +142,23 @@ def test_one_channel_stride_1(path, dtype, data):
         expected = ref.forward(x)
         out = fast.forward(with_layout(x, data.draw(st.sampled_from(LAYOUTS))))
         assert_allclose(out, expected, rtol=TOL[dtype], atol=TOL[dtype])
+        dout = rng.standard_normal(expected.shape).astype(dtype)
+        assert_allclose(fast.backward(dout), ref.backward(dout), rtol=TOL[dtype],
+                        atol=TOL[dtype])
+        for g, eg in zip(fast.grads, ref.grads):
+            assert_allclose(g, eg, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
         planes = x.copy()
         planes.flags.writeable = False
         relu, cnhw = data.draw(st.booleans()), data.draw(st.booleans())
         y = fast._forward_planes(planes.reshape(1, n, h, w) if cnhw else planes, cnhw, relu)
         a = np.where(expected <= 0, 0, expected) if relu else expected  # ReLU keeps NaN
         assert_allclose(y.transpose(1, 0, 2, 3), a, rtol=TOL[dtype], atol=TOL[dtype])
-        dout = rng.standard_normal(expected.shape).astype(dtype)
         dW, db = np.empty_like(W), np.empty_like(b)
-        fast._backward_planes(np.ascontiguousarray(dout.transpose(1, 0, 2, 3)), False, dW, db,
+        fast._backward_planes(np.ascontiguousarray(dout.transpose(1, 0, 2, 3)), relu, dW, db,
                               None, None)
-        ref.backward(dout)
+        ref.backward(np.where(expected <= 0, 0, dout) if relu else dout)
         assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+        assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("stride, pad", [(1, 0), (1, 2), (2, 1), (3, 0)])
