@@ -160,7 +160,12 @@ class Convolution:
     # packs each block again from the input planes, which the layer keeps).
 
     def _blocks(self, n, per_sample):
-        """[(start, stop)] of blocks of the n samples, each sample per_sample bytes of im2col."""
+        """[(start, stop)] of blocks of the n samples, each sample per_sample bytes of im2col.
+        With threads (fastnn's, and so BLAS's) one block: each product is a hand-off to BLAS's
+        threads, which made a DeepConvNet step over blocks of a few samples 10-30x slower on 2
+        threads of a busy machine."""
+        if _core.get_num_threads() > 1:
+            return [(0, n)]
         size = max(1, min(n, _BLOCK_BYTES // per_sample))
         return [(i, min(n, i + size)) for i in range(0, n, size)]
 
