@@ -2,15 +2,20 @@
  * convolution's matrix product (sizes and layouts: conv.h).
  *
  * im2col   (N * Q, K): the book's util.im2col, row (n, oy, ox), column (c, ky, kx).
- * im2col_t (K, N * Q): its transpose, written directly. With the input in (C, N, H, W) the
- * convolution is then one matrix product W (FN, K) . col (K, N * Q) = y (FN, N * Q), which is the
- * output in (FN, N, OH, OW); its backward is two more, dW = dy . col^T and dcol = W^T . dy. Each
- * row of col_t is the input plane shifted by (ky, kx): contiguous copies when S = 1.
+ * im2col_t (K, M * Q): its transpose for the samples [i0, i1) (M = i1 - i0), written directly.
+ * The convolution is then one matrix product W (FN, K) . col (K, M * Q) per block of samples,
+ * into the columns of those samples of y (FN, N * Q), the output in (FN, N, OH, OW); the models
+ * run it over blocks of a few samples, so that col stays in the cache between im2col and the
+ * product. Its backward: dW = dy . col^T, and dx either as a convolution of dy (conv.py) or
+ * col2im_t of dcol = W^T . dy. Each row of col_t is the input plane shifted by (ky, kx):
+ * contiguous copies when S = 1.
  * col2im, col2im_t: the adjoints (overlapping windows accumulate). Each output plane (n, c) is
  * zeroed, then its contributions are added filter position by filter position, (ky, kx) in order,
  * as the book's col2im adds them: one thread owns a plane, so the sums do not depend on the thread
  * count.
  */
+#include <stdlib.h>
+
 #include "conv.h"
 
 static int threads_for(ptrdiff_t work)
@@ -44,18 +49,71 @@ static FASTNN_CLONES void im2col_t_row(const real *src, ptrdiff_t h, ptrdiff_t w
     memset(dst + oy1 * ow, 0, (size_t)((oh - oy1) * ow) * sizeof *dst);
 }
 
+#ifdef FASTNN_AVX512
+/* lanes [a, b) of a vector, a and b clamped to [0, VLANES] */
+static inline vmask lanes_between(ptrdiff_t a, ptrdiff_t b)
+{
+    a = a < 0 ? 0 : a > VLANES ? VLANES : a;
+    b = b < 0 ? 0 : b > VLANES ? VLANES : b;
+    return (vmask)((((uint64_t)1 << b) - 1) & ~(((uint64_t)1 << a) - 1));
+}
+
+/* im2col_t_row for S = 1, one masked load and store per VLANES outputs: the lanes outside the
+ * input row read nothing and store zeros (a call per short row of memcpy and memset costs more
+ * than the copy; the models' planes are 8 to 28 wide) */
+__attribute__((target("avx512f"))) static void im2col_t_row_s1_avx512(
+    const real *src, ptrdiff_t h, ptrdiff_t w, ptrdiff_t ky, ptrdiff_t kx, ptrdiff_t p,
+    ptrdiff_t oh, ptrdiff_t ow, real *dst)
+{
+    ptrdiff_t ox0, ox1, oy0, oy1;
+    conv_valid_range(w, ow, kx - p, 1, &ox0, &ox1);
+    conv_valid_range(h, oh, ky - p, 1, &oy0, &oy1);
+    /* column block v of every output row: the masks are the same for all rows */
+    for (ptrdiff_t v = 0; v < ow; v += VLANES) {
+        vmask store = lanes_between(0, ow - v), load = lanes_between(ox0 - v, ox1 - v);
+        vreal zero = V(setzero)();
+        for (ptrdiff_t oy = 0; oy < oy0; oy++)
+            V(mask_storeu)(dst + oy * ow + v, store, zero);
+        if (load) {
+            /* lane l reads src[(oy + ky - p) * w + kx - p + v + l], in the row for the lanes of
+               load; the offset of the first lane is formed as an integer, and may be negative */
+            ptrdiff_t off = (ky - p) * w + kx - p + v;
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                V(mask_storeu)(dst + oy * ow + v, store,
+                               V(maskz_loadu)(load, (const char *)src
+                                              + (off + oy * w) * (ptrdiff_t)sizeof(real)));
+        } else {
+            for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                V(mask_storeu)(dst + oy * ow + v, store, zero);
+        }
+        for (ptrdiff_t oy = oy1; oy < oh; oy++)
+            V(mask_storeu)(dst + oy * ow + v, store, zero);
+    }
+}
+#endif
+
 void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *col)
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
+                  real *col)
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    ptrdiff_t rows = c * fh * fw * n; /* (k, i) pairs, each Q elements of col_t */
+    ptrdiff_t m = i1 - i0, rows = c * fh * fw * m; /* (k, i) pairs, each Q elements of col_t */
     int nt = threads_for(rows * q);
+    int avx512 = s == 1 && fastnn_avx512();
+    (void)avx512;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++) {
-        ptrdiff_t k = r / n, i = r % n;
+        ptrdiff_t k = r / m, i = i0 + r % m;
         ptrdiff_t j = k / (fh * fw), ky = k / fw % fh, kx = k % fw;
-        im2col_t_row(x + conv_plane(i, j, n, c, h * w, cnhw), h, w, ky, kx, s, p, oh, ow,
-                     col + k * (n * q) + i * q);
+        const real *plane = x + conv_plane(i, j, n, c, h * w, cnhw);
+        real *dst = col + k * (m * q) + (i - i0) * q;
+#ifdef FASTNN_AVX512
+        if (avx512) {
+            im2col_t_row_s1_avx512(plane, h, w, ky, kx, p, oh, ow, dst);
+            continue;
+        }
+#endif
+        im2col_t_row(plane, h, w, ky, kx, s, p, oh, ow, dst);
     }
 }
 
@@ -131,15 +189,17 @@ static FASTNN_CLONES void col2im_plane(const real *src, ptrdiff_t kstep, ptrdiff
 }
 
 void FN(col2im_t)(const real *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, real *dx)
+                  ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
+                  real *dx)
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    int nt = threads_for(c * fh * fw * n * q);
+    ptrdiff_t m = i1 - i0;
+    int nt = threads_for(c * fh * fw * m * q);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (ptrdiff_t r = 0; r < n * c; r++) {
-        ptrdiff_t i = r % n, j = r / n; /* filter row k = (j, ky, kx), column block i */
-        col2im_plane(col + j * fh * fw * (n * q) + i * q, n * q, ow, 1, h, w, fh, fw, s, p, oh,
-                     ow, dx + conv_plane(i, j, n, c, h * w, cnhw));
+    for (ptrdiff_t r = 0; r < m * c; r++) {
+        ptrdiff_t i = r % m, j = r / m; /* filter row k = (j, ky, kx), column block i */
+        col2im_plane(col + j * fh * fw * (m * q) + i * q, m * q, ow, 1, h, w, fh, fw, s, p, oh,
+                     ow, dx + conv_plane(i0 + i, j, n, c, h * w, cnhw));
     }
 }
 
@@ -195,14 +255,16 @@ static FASTNN_CLONES void bias_act_row(real *y, real b, ptrdiff_t len, int relu)
             y[e] += b;
 }
 
-/* y (rows, len) <- act(y + b[row]), act = ReLU or the identity: the convolution's bias (one per
- * filter, a row of its (FN, N * Q) output) and the ReLU after it, in one pass */
-void FN(conv_bias_act)(real *y, const real *b, ptrdiff_t rows, ptrdiff_t len, int relu)
+/* columns [c0, c1) of y (rows, ld) <- act(y + b[row]), act = ReLU or the identity: the
+ * convolution's bias (one per filter, a row of its (FN, N * Q) output) and the ReLU after it, in
+ * one pass, over the columns of the block of samples the product has just written (in cache) */
+void FN(conv_bias_act)(real *y, const real *b, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c0,
+                       ptrdiff_t c1, int relu)
 {
-    int nt = threads_for(rows * len);
+    int nt = threads_for(rows * (c1 - c0));
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++)
-        bias_act_row(y + r * len, b[r], len, relu);
+        bias_act_row(y + r * ld + c0, b[r], c1 - c0, relu);
 }
 
 /* the row's sum in float64 over 8 interleaved partial sums (a fixed order: vectorisable, and the
@@ -233,4 +295,106 @@ void FN(conv_act_backward_bias)(real *dy, const real *y, ptrdiff_t rows, ptrdiff
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++)
         db[r] = (real)act_backward_row(dy + r * len, y ? y + r * len : NULL, len);
+}
+
+/* ------------------------------------------------------------------ one input channel */
+
+#ifdef FASTNN_AVX512
+#define DIRECT_FB 8 /* filters per pass: 8 x 2 accumulator registers, the input loads shared */
+#ifdef FASTNN_REAL_F32
+#define CMP_NLE_ZERO(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ)
+#else
+#define CMP_NLE_ZERO(v) _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NLE_UQ)
+#endif
+
+/* y[f0 + g] rows for one sample: xp its zero-padded plane (rows of wp >= OW + FW - 1 + 2 *
+ * VLANES), wpad (FNp, FH * FW) the filters padded with zeros to a multiple of DIRECT_FB filters,
+ * bpad their biases (zeros for none); act(.) ReLU when relu. Output (f, oy, ox) at
+ * y[f * ystride + oy * ow + ox]. */
+__attribute__((target("avx512f"))) static void direct1_sample_avx512(
+    const real *xp, ptrdiff_t wp, const real *wpad, const real *bpad, ptrdiff_t fnp, ptrdiff_t fn,
+    ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t oh, ptrdiff_t ow, int relu, ptrdiff_t ystride, real *y)
+{
+    ptrdiff_t k = fh * fw;
+    for (ptrdiff_t f0 = 0; f0 < fnp; f0 += DIRECT_FB)
+        for (ptrdiff_t oy = 0; oy < oh; oy++)
+            for (ptrdiff_t ox = 0; ox < ow; ox += 2 * VLANES) {
+                vreal a[DIRECT_FB][2];
+                for (int g = 0; g < DIRECT_FB; g++)
+                    a[g][0] = a[g][1] = V(set1)(bpad[f0 + g]);
+                for (ptrdiff_t ky = 0; ky < fh; ky++) {
+                    const real *r = xp + (oy + ky) * wp + ox; /* in the padded row, slack incl. */
+                    const real *wr = wpad + f0 * k + ky * fw;
+                    for (ptrdiff_t kx = 0; kx < fw; kx++) {
+                        vreal x0 = V(loadu)(r + kx), x1 = V(loadu)(r + kx + VLANES);
+                        for (int g = 0; g < DIRECT_FB; g++) {
+                            vreal wv = V(set1)(wr[g * k + kx]);
+                            a[g][0] = V(fmadd)(wv, x0, a[g][0]);
+                            a[g][1] = V(fmadd)(wv, x1, a[g][1]);
+                        }
+                    }
+                }
+                ptrdiff_t m = ow - ox < 2 * VLANES ? ow - ox : 2 * VLANES;
+                vmask m0 = lanes_between(0, m), m1 = lanes_between(0, m - VLANES);
+                for (int g = 0; g < DIRECT_FB && f0 + g < fn; g++) {
+                    real *o = y + (f0 + g) * ystride + oy * ow + ox;
+                    vreal v0 = a[g][0], v1 = a[g][1];
+                    if (relu) { /* ReLU keeping NaN: v where !(v <= 0), else 0 */
+                        v0 = V(maskz_mov)(CMP_NLE_ZERO(v0), v0);
+                        v1 = V(maskz_mov)(CMP_NLE_ZERO(v1), v1);
+                    }
+                    V(mask_storeu)(o, m0, v0);
+                    V(mask_storeu)(o + VLANES, m1, v1);
+                }
+            }
+}
+#endif
+
+/* y (FN, N * Q) <- act(W . im2col(x) + b), computed directly for one input channel and stride
+ * 1 (the models' first convolution: a product with K = FH * FW is too skinny for BLAS), b NULL
+ * for no bias (and no act), act ReLU when relu. x (N, 1, H, W) (the same memory as (1, N, H, W)),
+ * W (FN, 1, FH, FW). Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no
+ * direct path (the AVX-512 one); then nothing is written and the caller takes im2col. */
+ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const real *wt,
+                           const real *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,
+                           int relu, real *y)
+{
+#ifdef FASTNN_AVX512
+    if (!fastnn_avx512())
+        return 0;
+    ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
+    ptrdiff_t fnp = (fn + DIRECT_FB - 1) / DIRECT_FB * DIRECT_FB;
+    ptrdiff_t hp = h + 2 * p, wp = w + 2 * p + 2 * VLANES;
+    real *wpad = calloc((size_t)(fnp * k + fnp), sizeof *wpad);
+    if (!wpad)
+        return FASTNN_NO_MEMORY;
+    real *bpad = wpad + fnp * k;
+    memcpy(wpad, wt, (size_t)(fn * k) * sizeof *wpad);
+    if (b)
+        memcpy(bpad, b, (size_t)fn * sizeof *bpad);
+    int nt = threads_for(fn * k * n * q);
+    int failed = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
+        real *xp = calloc((size_t)(hp * wp), sizeof *xp); /* the padding stays zero */
+        if (!xp)
+            failed = 1;
+#pragma omp for schedule(static)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            if (!xp)
+                continue;
+            for (ptrdiff_t r = 0; r < h; r++)
+                memcpy(xp + (r + p) * wp + p, x + (i * h + r) * w, (size_t)w * sizeof *xp);
+            direct1_sample_avx512(xp, wp, wpad, bpad, fnp, fn, fh, fw, oh, ow, b && relu, n * q,
+                                  y + i * q);
+        }
+        free(xp);
+    }
+    free(wpad);
+    return failed ? FASTNN_NO_MEMORY : FASTNN_OK;
+#else
+    (void)x, (void)n, (void)h, (void)w, (void)wt, (void)b, (void)fn, (void)fh, (void)fw, (void)p;
+    (void)relu, (void)y;
+    return 0;
+#endif
 }

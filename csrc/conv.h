@@ -20,13 +20,19 @@
     void im2col_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,        \
                     ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *col);                  \
     void im2col_t_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,      \
-                      ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *col);                \
+                      ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0,           \
+                      ptrdiff_t i1, T *col);                                                        \
     void col2im_##S(const T *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,      \
                     ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *dx);                   \
     void col2im_t_##S(const T *col, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,    \
-                      ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *dx);                 \
+                      ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0,           \
+                      ptrdiff_t i1, T *dx);                                                         \
     void swap_outer_##S(const T *src, ptrdiff_t a, ptrdiff_t b, ptrdiff_t q, const T *bias, T *dst);  \
-    void conv_bias_act_##S(T *y, const T *b, ptrdiff_t rows, ptrdiff_t len, int relu);              \
+    ptrdiff_t conv_direct1_##S(const T *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const T *wt,      \
+                               const T *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,  \
+                               int relu, T *y);                                                    \
+    void conv_bias_act_##S(T *y, const T *b, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c0,            \
+                           ptrdiff_t c1, int relu);                                                \
     void conv_act_backward_bias_##S(T *dy, const T *y, ptrdiff_t rows, ptrdiff_t len, T *db);       \
     void maxpool_forward_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,         \
                              int x_cnhw, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,      \

@@ -5,7 +5,8 @@
  * and np.argmax. Padding counts as zeros, as in the book's im2col. out and arg share one layout,
  * x may have the other (the models' last pooling reads (C, N, H, W) and writes the (N, C, OH, OW)
  * the Affine layer after it flattens).
- * Backward: each dx plane is zeroed, then dout is added at every window's arg (overlapping windows
+ * Backward: every arg is checked first (a bad one: its index is the status, nothing written); then
+ * each dx plane is zeroed and dout added at every window's arg (overlapping windows
  * accumulate, as col2im). One thread owns a plane: the sums do not depend on the thread count.
  */
 #include "conv.h"
@@ -134,40 +135,41 @@ void FN(maxpool_forward)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
     }
 }
 
-/* dx plane += dout at each window's arg; returns the number of args outside the window (none
- * from maxpool_forward), which are skipped */
-static FASTNN_CLONES ptrdiff_t maxpool_backward_plane(const real *dout, const int32_t *arg,
-                                                      ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh,
-                                                      ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,
-                                                      ptrdiff_t oh, ptrdiff_t ow, real *dx)
+/* dx plane += dout at each window's arg (each checked by maxpool_backward to lie in the window) */
+static FASTNN_CLONES void maxpool_backward_plane(const real *dout, const int32_t *arg, ptrdiff_t h,
+                                                 ptrdiff_t w, ptrdiff_t fw, ptrdiff_t s,
+                                                 ptrdiff_t p, ptrdiff_t oh, ptrdiff_t ow, real *dx)
 {
-    ptrdiff_t bad = 0;
     memset(dx, 0, (size_t)(h * w) * sizeof *dx);
     for (ptrdiff_t oy = 0; oy < oh; oy++)
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
             int32_t at = arg[oy * ow + ox];
-            if (at < 0 || at >= fh * fw) {
-                bad++;
-                continue;
-            }
             ptrdiff_t iy = oy * s + at / fw - p, ix = ox * s + at % fw - p;
             if (iy >= 0 && iy < h && ix >= 0 && ix < w) /* a maximum in the padding has no dx */
                 dx[iy * w + ix] += dout[oy * ow + ox];
         }
-    return bad;
 }
 
+/* Status (real.h): FASTNN_OK, or the flat index into arg of the first window index outside the
+ * FH x FW window, found before anything is written */
 ptrdiff_t FN(maxpool_backward)(const real *dout, const int32_t *arg, ptrdiff_t n, ptrdiff_t c,
                                ptrdiff_t h, ptrdiff_t w, int x_cnhw, ptrdiff_t fh, ptrdiff_t fw,
                                ptrdiff_t s, ptrdiff_t p, real *dx, int out_cnhw)
 {
-    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow, bad = 0;
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
+    ptrdiff_t first = PTRDIFF_MAX, size = n * c * q;
     int nt = n * c * h * w >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(+ : bad)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(min : first)
+    for (ptrdiff_t e = 0; e < size; e++)
+        if ((arg[e] < 0 || arg[e] >= fh * fw) && e < first)
+            first = e;
+    if (first != PTRDIFF_MAX)
+        return first;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < n * c; r++) {
         ptrdiff_t i = r / c, j = r % c, o = conv_plane(i, j, n, c, q, out_cnhw);
-        bad += maxpool_backward_plane(dout + o, arg + o, h, w, fh, fw, s, p, oh, ow,
-                                      dx + conv_plane(i, j, n, c, h * w, x_cnhw));
+        maxpool_backward_plane(dout + o, arg + o, h, w, fw, s, p, oh, ow,
+                               dx + conv_plane(i, j, n, c, h * w, x_cnhw));
     }
-    return bad;
+    return FASTNN_OK;
 }

@@ -3,9 +3,12 @@ conv_act_backward_bias; the products in NumPy's BLAS) against fastnn.reference.C
 shapes, dtypes, layouts, read-only inputs, thread counts; backward against numerical gradients;
 the volume-1 attributes; the planes path the models run."""
 
+import functools
+
 import numpy as np
 import pytest
-from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, conv_case, with_layout
+from helpers import (FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, conv_case, vector_path,
+                     with_layout)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -25,6 +28,21 @@ def case(data, dtype):
     return x, W, b, stride, pad, rng
 
 
+def over_blocks(test):
+    """Runs a hypothesis test (its `data` argument) with the products over blocks of samples of
+    about conv._BLOCK_BYTES of im2col drawn: the whole batch in one, a sample each, or a few (a
+    shorter last block)."""
+    @functools.wraps(test)
+    def run(*args, data, **kwargs):
+        saved = fastnn.conv._BLOCK_BYTES
+        fastnn.conv._BLOCK_BYTES = data.draw(st.sampled_from([saved, 1, 2000]))
+        try:
+            return test(*args, data=data, **kwargs)
+        finally:
+            fastnn.conv._BLOCK_BYTES = saved
+    return run
+
+
 def test_fast_layer_is_not_the_reference():
     assert fastnn.Convolution is not reference.Convolution
     assert fastnn.layers.Convolution is fastnn.conv.Convolution
@@ -34,6 +52,7 @@ def test_fast_layer_is_not_the_reference():
 @pytest.mark.parametrize("dtype", FLOATS)
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
+@over_blocks
 def test_forward_backward(dtype, data):
     x, W, b, stride, pad, rng = case(data, dtype)
     fast, ref = fastnn.Convolution(W, b, stride, pad), reference.Convolution(W, b, stride, pad)
@@ -52,6 +71,94 @@ def test_forward_backward(dtype, data):
         assert g.dtype == dtype
         assert_allclose(g, eg, rtol=TOL[dtype], atol=TOL[dtype] * 10)
     assert fast.dW is fast.grads[0] and fast.db is fast.grads[1]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+@over_blocks
+def test_stride_1_square_filters(dtype, data):
+    """Stride 1, FH = FW, pad < FH and C >= FN (some of the models' convolutions): dx is the
+    convolution of dy with the flipped filters (conv.py's _input_grad), not col2im; pad >= FH or
+    C < FN takes col2im. Both layers'
+    paths, inputs read-only and in other layouts, batch up to 6 over blocks of samples."""
+    f = data.draw(st.integers(1, 5))
+    pad = data.draw(st.integers(0, f))
+    n, c = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 4))
+    fn = data.draw(st.sampled_from([1, c, 2 * c + 1]))  # dx by col2im when C < FN
+    h, w = (data.draw(st.integers(max(1, f - 2 * pad), 9)) for _ in range(2))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    W = rng.standard_normal((fn, c, f, f)).astype(dtype)
+    b = rng.standard_normal(fn).astype(dtype)
+    fast, ref = fastnn.Convolution(W, b, 1, pad), reference.Convolution(W, b, 1, pad)
+    x_given = with_layout(x, data.draw(st.sampled_from(LAYOUTS)))
+    out, expected = fast.forward(x_given), ref.forward(x)
+    assert_allclose(out, expected, rtol=TOL[dtype], atol=TOL[dtype])
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout_given = with_layout(dout, data.draw(st.sampled_from(LAYOUTS)))
+    assert_allclose(fast.backward(dout_given), ref.backward(dout), rtol=TOL[dtype],
+                    atol=TOL[dtype])
+    for g, eg in zip(fast.grads, ref.grads):
+        assert_allclose(g, eg, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    # the models' path, (C, N, H, W) planes, read-only
+    planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    planes.flags.writeable = False
+    y = fast._forward_planes(planes, True, True)
+    assert_allclose(y.transpose(1, 0, 2, 3), np.maximum(expected, 0), rtol=TOL[dtype],
+                    atol=TOL[dtype])
+    dW, db = np.empty_like(W), np.empty_like(b)
+    dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
+    dx = fast._backward_planes(dy, True, dW, db, planes.shape, fastnn.conv._Scratch())
+    expected_dx = ref.backward(dout * (expected > 0))
+    assert_allclose(dx.transpose(1, 0, 2, 3), expected_dx, rtol=TOL[dtype], atol=TOL[dtype])
+    assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+    assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_one_channel_stride_1(path, dtype, data):
+    """One input channel, stride 1 (the models' first convolution): the forward computed directly
+    with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block), else by
+    im2col.
+    Widths across the register blocks, filter counts off the multiple of 8, NaN, both layers'
+    paths, inputs read-only and in other layouts."""
+    with vector_path(path):
+        fh, fw, pad = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)), data.draw(
+            st.integers(0, 2))
+        n, fn = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 20))
+        h = data.draw(st.integers(max(1, fh - 2 * pad), 9))
+        w = data.draw(st.integers(max(1, fw - 2 * pad), 40))
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+        x = rng.standard_normal((n, 1, h, w)).astype(dtype)
+        if data.draw(st.booleans()):
+            x[rng.random(x.shape) < 0.05] = np.nan
+        W = rng.standard_normal((fn, 1, fh, fw)).astype(dtype)
+        b = rng.standard_normal(fn).astype(dtype)
+        fast, ref = fastnn.Convolution(W, b, 1, pad), reference.Convolution(W, b, 1, pad)
+        expected = ref.forward(x)
+        out = fast.forward(with_layout(x, data.draw(st.sampled_from(LAYOUTS))))
+        assert_allclose(out, expected, rtol=TOL[dtype], atol=TOL[dtype])
+        dout = rng.standard_normal(expected.shape).astype(dtype)
+        assert_allclose(fast.backward(dout), ref.backward(dout), rtol=TOL[dtype],
+                        atol=TOL[dtype])
+        for g, eg in zip(fast.grads, ref.grads):
+            assert_allclose(g, eg, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+        planes = x.copy()
+        planes.flags.writeable = False
+        relu, cnhw = data.draw(st.booleans()), data.draw(st.booleans())
+        y = fast._forward_planes(planes.reshape(1, n, h, w) if cnhw else planes, cnhw, relu)
+        a = np.where(expected <= 0, 0, expected) if relu else expected  # ReLU keeps NaN
+        assert_allclose(y.transpose(1, 0, 2, 3), a, rtol=TOL[dtype], atol=TOL[dtype])
+        dW, db = np.empty_like(W), np.empty_like(b)
+        fast._backward_planes(np.ascontiguousarray(dout.transpose(1, 0, 2, 3)), relu, dW, db,
+                              None, None)
+        ref.backward(np.where(expected <= 0, 0, dout) if relu else dout)
+        assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+        assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("stride, pad", [(1, 0), (1, 2), (2, 1), (3, 0)])
@@ -152,6 +259,7 @@ def test_nan_propagates():
 @pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
+@over_blocks
 def test_planes_path(dtype, relu, data):
     """The models' path: (C, N, H, W) or (N, C, H, W) planes in, act(conv + b) in (FN, N, OH, OW)
     out; backward with the ReLU mask and the bias gradient fused, dx in (C, N, H, W)."""

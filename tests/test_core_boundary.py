@@ -246,6 +246,11 @@ ENTRIES.update({
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), np.empty((c, n, 5), dt),
                                _floats(rng, dt, n)],
         {0: PLANES_IN, 1: OUT, 2: IN}),
+    "conv_direct1": Entry(
+        _core.conv_direct1,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, 1, 5, 5), _floats(rng, dt, c, 1, 3, 3),
+                               _floats(rng, dt, c), 1, True, np.empty((c, n * 25), dt)],
+        {0: PLANES_IN, 1: PLANES_IN, 2: IN, 5: OUT}),
     "conv_bias_act": Entry(
         _core.conv_bias_act,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n), True],

@@ -4,7 +4,7 @@ the transposed (C*FH*FW, N*OH*OW) layout and (C, N, H, W) planes the layers use 
 
 import numpy as np
 import pytest
-from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, conv_case, with_layout
+from helpers import FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, conv_case, vector_path, with_layout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -80,6 +80,62 @@ def test_im2col_t_and_col2im_t_in_both_plane_layouts(dtype, data):
     _core.im2col(np.ascontiguousarray(x.transpose(1, 0, 2, 3)), fh, fw, stride, pad, col, False,
                  True)
     assert_array_equal(col, expected.T)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_transposed_layout_for_a_block_of_samples(path, dtype, data):
+    """im2col_t and col2im_t of the samples [start, stop) only (the models' blocks): im2col's
+    columns of those samples; col2im writes their planes and leaves the others untouched. Both
+    im2col_t paths of stride 1 (AVX-512 masked rows, portable copies), planes up to 40 wide."""
+    with vector_path(path):
+        block_case(dtype, data)
+
+
+def block_case(dtype, data):
+    shape, (fh, fw), stride, pad, _ = conv_case(data.draw)
+    shape = shape[:3] + (data.draw(st.sampled_from([shape[3], 17, 40])),)
+    n = data.draw(st.integers(2, 5))
+    shape = (n,) + shape[1:]
+    start = data.draw(st.integers(0, n - 1))
+    stop = data.draw(st.integers(start + 1, n))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    full = reference.im2col(x, fh, fw, stride, pad).T
+    q = full.shape[1] // n
+    c = rng.standard_normal((full.shape[0], (stop - start) * q)).astype(dtype)
+    spread = np.zeros_like(full)
+    spread[:, start * q:stop * q] = c
+    expected_img = reference.col2im(np.ascontiguousarray(spread.T), shape, fh, fw, stride, pad)
+    for cnhw in (False, True):
+        planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3) if cnhw else x)
+        planes.flags.writeable = False
+        col = np.full(c.shape, np.nan, dtype)
+        _core.im2col(planes, fh, fw, stride, pad, col, True, cnhw, start, stop)
+        assert_array_equal(col, full[:, start * q:stop * q])
+        img = np.full(planes.shape, np.nan, dtype)
+        _core.col2im(c, img, fh, fw, stride, pad, True, cnhw, start, stop)
+        img = img.transpose(1, 0, 2, 3) if cnhw else img
+        assert_allclose(img[start:stop], expected_img[start:stop], rtol=TOL[dtype],
+                        atol=TOL[dtype])
+        assert np.isnan(img[:start]).all() and np.isnan(img[stop:]).all()
+
+
+@pytest.mark.parametrize("start, stop", [(-1, 1), (0, 0), (2, 1), (0, 4)])
+def test_a_block_outside_the_batch_is_refused(start, stop):
+    x, col = np.zeros((3, 1, 4, 4)), np.zeros(9 * 4)
+    with pytest.raises(ValueError, match=r"samples \[.*need 0 <= start < stop <= 3"):
+        _core.im2col(x, 3, 3, 1, 0, col, True, False, start, stop)
+    with pytest.raises(ValueError, match=r"samples \[.*need 0 <= start < stop <= 3"):
+        _core.col2im(col, x.copy(), 3, 3, 1, 0, True, False, start, stop)
+
+
+def test_a_block_only_in_the_transposed_layout():
+    x = np.zeros((3, 1, 4, 4))
+    with pytest.raises(ValueError, match="only taken in the transposed layout"):
+        _core.im2col(x, 3, 3, 1, 0, np.zeros(4 * 9), False, False, 0, 1)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -169,8 +169,10 @@ def test_backward_checks_the_window_indices():
     out, arg = np.empty((1, 1, 2, 2)), np.empty((1, 1, 2, 2), np.int32)
     _core.maxpool_forward(x, 2, 2, 2, 0, out, arg)
     arg[0, 0, 1, 1] = 4  # outside the 2x2 window
-    with pytest.raises(ValueError, match="window indices outside the 2x2 window"):
-        _core.maxpool_backward(np.ones((1, 1, 2, 2)), arg, np.empty((1, 1, 4, 4)), 2, 2, 2, 0)
+    dx = np.full((1, 1, 4, 4), 7.0)
+    with pytest.raises(ValueError, match=r"arg.flat\[3\] = 4 is outside the 2x2 window"):
+        _core.maxpool_backward(np.ones((1, 1, 2, 2)), arg, dx, 2, 2, 2, 0)
+    assert (dx == 7).all()  # checked before anything is written
 
 
 @pytest.mark.parametrize("path", VECTOR_PATHS)

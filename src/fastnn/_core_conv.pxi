@@ -14,24 +14,34 @@ cdef extern from "conv.h" nogil:
                     int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *col)
     void im2col_t_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                       int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
-                      double *col)
+                      Py_ssize_t i0, Py_ssize_t i1, double *col)
     void im2col_t_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
-                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *col)
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                      Py_ssize_t i0, Py_ssize_t i1, float *col)
     void col2im_f64(const double *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                     int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, double *dx)
     void col2im_f32(const float *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                     int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *dx)
     void col2im_t_f64(const double *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                       int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
-                      double *dx)
+                      Py_ssize_t i0, Py_ssize_t i1, double *dx)
     void col2im_t_f32(const float *col, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
-                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, float *dx)
+                      int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                      Py_ssize_t i0, Py_ssize_t i1, float *dx)
     void swap_outer_f64(const double *src, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
                         const double *bias, double *dst)
     void swap_outer_f32(const float *src, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
                         const float *bias, float *dst)
-    void conv_bias_act_f64(double *y, const double *b, Py_ssize_t rows, Py_ssize_t len, int relu)
-    void conv_bias_act_f32(float *y, const float *b, Py_ssize_t rows, Py_ssize_t len, int relu)
+    Py_ssize_t conv_direct1_f64(const double *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                const double *wt, const double *b, Py_ssize_t fn, Py_ssize_t fh,
+                                Py_ssize_t fw, Py_ssize_t p, int relu, double *y)
+    Py_ssize_t conv_direct1_f32(const float *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                const float *wt, const float *b, Py_ssize_t fn, Py_ssize_t fh,
+                                Py_ssize_t fw, Py_ssize_t p, int relu, float *y)
+    void conv_bias_act_f64(double *y, const double *b, Py_ssize_t rows, Py_ssize_t ld,
+                           Py_ssize_t c0, Py_ssize_t c1, int relu)
+    void conv_bias_act_f32(float *y, const float *b, Py_ssize_t rows, Py_ssize_t ld,
+                           Py_ssize_t c0, Py_ssize_t c1, int relu)
     void conv_act_backward_bias_f64(double *dy, const double *y, Py_ssize_t rows, Py_ssize_t len,
                                     double *db)
     void conv_act_backward_bias_f32(float *dy, const float *y, Py_ssize_t rows, Py_ssize_t len,
@@ -86,53 +96,70 @@ cdef Geometry _geometry(cnp.ndarray x, str name, bint cnhw, Py_ssize_t fh, Py_ss
     return g
 
 
+cdef Py_ssize_t _samples(Geometry g, Py_ssize_t start, Py_ssize_t stop, bint transposed) except -1:
+    """The number of samples in [start, stop) (stop -1: to the end), checked to lie in the batch;
+    only the transposed layout takes a part of the batch."""
+    if stop == -1:
+        stop = g.n
+    if not 0 <= start < stop <= g.n:
+        raise ValueError(f"samples [{start}, {stop}): need 0 <= start < stop <= {g.n}")
+    if not transposed and stop - start != g.n:
+        raise ValueError("a part of the batch is only taken in the transposed layout")
+    return stop - start
+
+
 def im2col(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
-           Py_ssize_t pad, cnp.ndarray col not None, bint transposed=False, bint cnhw=False):
+           Py_ssize_t pad, cnp.ndarray col not None, bint transposed=False, bint cnhw=False,
+           Py_ssize_t start=0, Py_ssize_t stop=-1):
     """col <- the windows of x: (N * OH * OW, C * FH * FW) as the book's im2col, or its transpose
-    (C * FH * FW, N * OH * OW) when transposed. x (N, C, H, W), or (C, N, H, W) when cnhw."""
+    (C * FH * FW, M * OH * OW) when transposed, of the M samples [start, stop) (stop -1: to the
+    end). x (N, C, H, W), or (C, N, H, W) when cnhw."""
     cdef int typenum = _float_array(x, "x")
     cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
-    _like(col, "col", typenum, g.cols, True)
+    cdef Py_ssize_t m = _samples(g, start, stop, transposed)
+    _like(col, "col", typenum, g.cols // g.n * m, True)
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *pc = cnp.PyArray_DATA(col)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
                 im2col_t_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
-                             fh, fw, stride, pad, <double *> pc)
+                             fh, fw, stride, pad, start, start + m, <double *> pc)
             else:
                 im2col_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw,
                            fh, fw, stride, pad, <double *> pc)
         else:
             if transposed:
                 im2col_t_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
-                             fh, fw, stride, pad, <float *> pc)
+                             fh, fw, stride, pad, start, start + m, <float *> pc)
             else:
                 im2col_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw,
                            fh, fw, stride, pad, <float *> pc)
 
 
 def col2im(cnp.ndarray col not None, cnp.ndarray dx not None, Py_ssize_t fh, Py_ssize_t fw,
-           Py_ssize_t stride, Py_ssize_t pad, bint transposed=False, bint cnhw=False):
-    """dx <- im2col's adjoint applied to col (overlaps accumulate); col and dx as in im2col, dx
-    overwritten."""
+           Py_ssize_t stride, Py_ssize_t pad, bint transposed=False, bint cnhw=False,
+           Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """dx <- im2col's adjoint applied to col (overlaps accumulate); col and dx as in im2col, the
+    planes of the samples [start, stop) of dx overwritten (the others untouched)."""
     cdef int typenum = _float_array(dx, "dx", True)
     cdef Geometry g = _geometry(dx, "dx", cnhw, fh, fw, stride, pad)
-    _like(col, "col", typenum, g.cols, False)
+    cdef Py_ssize_t m = _samples(g, start, stop, transposed)
+    _like(col, "col", typenum, g.cols // g.n * m, False)
     cdef void *pc = cnp.PyArray_DATA(col)
     cdef void *px = cnp.PyArray_DATA(dx)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             if transposed:
                 col2im_t_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
-                             fh, fw, stride, pad, <double *> px)
+                             fh, fw, stride, pad, start, start + m, <double *> px)
             else:
                 col2im_f64(<double *> pc, g.n, g.c, g.h, g.w, cnhw,
                            fh, fw, stride, pad, <double *> px)
         else:
             if transposed:
                 col2im_t_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
-                             fh, fw, stride, pad, <float *> px)
+                             fh, fw, stride, pad, start, start + m, <float *> px)
             else:
                 col2im_f32(<float *> pc, g.n, g.c, g.h, g.w, cnhw,
                            fh, fw, stride, pad, <float *> px)
@@ -163,8 +190,47 @@ def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray b
             swap_outer_f32(<float *> ps, a, b, q, <float *> pb, <float *> pd)
 
 
-def conv_bias_act(cnp.ndarray y not None, cnp.ndarray b not None, bint relu):
-    """y (FN, ...) <- act(y + b[f]) in place, per row f; act ReLU or the identity; b (FN,)."""
+def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, Py_ssize_t pad,
+                 bint relu, cnp.ndarray y not None):
+    """y (FN, N * OH * OW) <- act(W . im2col(x) + b) for one input channel and stride 1, computed
+    directly (no im2col); x (N, 1, H, W) or (1, N, H, W), W (FN, 1, FH, FW), b (FN,) or None (no
+    bias, no act), act ReLU when relu. Returns False, having written nothing, when this CPU or
+    build has no direct path (the caller then takes im2col and a product)."""
+    cdef int typenum = _float_array(x, "x")
+    cdef bint cnhw = cnp.PyArray_NDIM(x) == 4 and cnp.PyArray_DIM(x, 0) == 1
+    if cnp.PyArray_NDIM(W) != 4 or cnp.PyArray_DIM(W, 1) != 1:
+        raise ValueError(f"W: expected (FN, 1, FH, FW), got shape {(<object> W).shape}")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(W, 0), fh = cnp.PyArray_DIM(W, 2), fw = cnp.PyArray_DIM(W, 3)
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, 1, pad)
+    if g.c != 1:
+        raise ValueError(f"x: expected one channel, got shape {(<object> x).shape}")
+    _like(W, "W", typenum, fn * fh * fw, False)
+    cdef void *pb = NULL
+    if b is not None:
+        _like(b, "b", typenum, fn, False)
+        pb = cnp.PyArray_DATA(b)
+    _like(y, "y", typenum, fn * g.n * g.oh * g.ow, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pw = cnp.PyArray_DATA(W)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef Py_ssize_t status
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            status = conv_direct1_f64(<double *> px, g.n, g.h, g.w, <double *> pw, <double *> pb,
+                                      fn, fh, fw, pad, relu, <double *> py)
+        else:
+            status = conv_direct1_f32(<float *> px, g.n, g.h, g.w, <float *> pw, <float *> pb,
+                                      fn, fh, fw, pad, relu, <float *> py)
+    if status == 0:
+        return False
+    _check_status(status, "conv_direct1")
+    return True
+
+
+def conv_bias_act(cnp.ndarray y not None, cnp.ndarray b not None, bint relu,
+                  Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """y (FN, ...) <- act(y + b[f]) in place, per row f; act ReLU or the identity; b (FN,). Only
+    the columns [start, stop) of y as an (FN, L) matrix (stop -1: to the end)."""
     cdef int typenum = _float_array(y, "y", True)
     if cnp.PyArray_NDIM(y) < 1:
         raise ValueError("y: expected at least 1-D")
@@ -172,13 +238,18 @@ def conv_bias_act(cnp.ndarray y not None, cnp.ndarray b not None, bint relu):
     _like(b, "b", typenum, rows, False)
     if size == 0:
         return
+    cdef Py_ssize_t ld = size // rows
+    if stop == -1:
+        stop = ld
+    if not 0 <= start <= stop <= ld:
+        raise ValueError(f"columns [{start}, {stop}): need 0 <= start <= stop <= {ld}")
     cdef void *py = cnp.PyArray_DATA(y)
     cdef void *pb = cnp.PyArray_DATA(b)
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            conv_bias_act_f64(<double *> py, <double *> pb, rows, size // rows, relu)
+            conv_bias_act_f64(<double *> py, <double *> pb, rows, ld, start, stop, relu)
         else:
-            conv_bias_act_f32(<float *> py, <float *> pb, rows, size // rows, relu)
+            conv_bias_act_f32(<float *> py, <float *> pb, rows, ld, start, stop, relu)
 
 
 def conv_act_backward_bias(cnp.ndarray dy not None, cnp.ndarray y, cnp.ndarray db not None):
@@ -255,13 +326,15 @@ def maxpool_backward(cnp.ndarray dout not None, cnp.ndarray arg not None, cnp.nd
     cdef void *pd = cnp.PyArray_DATA(dout)
     cdef void *px = cnp.PyArray_DATA(dx)
     cdef const int32_t *pa = <int32_t *> cnp.PyArray_DATA(arg)
-    cdef Py_ssize_t bad
+    cdef Py_ssize_t status
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
-            bad = maxpool_backward_f64(<double *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
+            status = maxpool_backward_f64(<double *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
                                        stride, pad, <double *> px, out_cnhw)
         else:
-            bad = maxpool_backward_f32(<float *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
+            status = maxpool_backward_f32(<float *> pd, pa, g.n, g.c, g.h, g.w, x_cnhw, fh, fw,
                                        stride, pad, <float *> px, out_cnhw)
-    if bad:
-        raise ValueError(f"maxpool_backward: {bad} window indices outside the {fh}x{fw} window")
+    if status >= 0:
+        raise ValueError(f"maxpool_backward: arg.flat[{status}] = {pa[status]} is outside the "
+                         f"{fh}x{fw} window (indices 0..{fh * fw - 1})")
+    _check_status(status, "maxpool_backward")

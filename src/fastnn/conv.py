@@ -2,10 +2,14 @@
 as `fastnn.reference.conv`.
 
 Images are (N, C, H, W). A convolution is im2col into the transposed layout col (C*FH*FW,
-N*OH*OW) (csrc/conv.c), one matrix product in NumPy's BLAS, W (FN, C*FH*FW) . col, and a pass that
-adds the bias while it swaps the product's (FN, N, OH, OW) to (N, FN, OH, OW); its backward is
-the same steps reversed (dW = dy . col^T, dcol = W^T . dy, col2im). Max pooling is one compiled
-pass each way (csrc/pooling.c).
+M*OH*OW) of a block of M samples (csrc/conv.c) and a matrix product in NumPy's BLAS, W (FN,
+C*FH*FW) . col, into the block's columns of y (FN, N*OH*OW), block after block, so that each
+block's col is still in the cache when the product reads it and no im2col of the whole batch is
+kept; then a pass that adds the bias while it swaps y's (FN, N, OH, OW) to (N, FN, OH, OW). Its
+backward: dW = dy . col^T summed over the blocks (col packed again from the kept input), and dx
+as a convolution of dy with the flipped filters (stride 1, square filters, pad < FH: im2col of
+dy and one product per block) or else col2im of W^T . dy. Max pooling is one compiled pass each
+way (csrc/pooling.c).
 
 Both conventions: params / grads lists, backward writes grads in place; W, b, dW, db as
 attributes over them (assigning rebinds the list element, as the book's load_params does).
@@ -25,6 +29,10 @@ from .reference.conv import Pooling as _ReferencePooling
 from .reference.util import conv_output_size
 
 __all__ = ["Convolution", "Pooling"]
+
+# the bytes of im2col of one block of samples (conv.py's products): the block's im2col and
+# product output stay in the L2 cache
+_BLOCK_BYTES = 1 << 20
 
 
 class _Scratch:
@@ -104,7 +112,7 @@ class Convolution:
         self._scratch = _Scratch()
         self._last = None  # what backward needs: dtype, x's shape, (N, OH, OW), or the reference
         self._reference = None  # the reference layer that computed the last float16 forward
-        self._col = self._y = None  # the last im2col (transposed) and the models' output
+        self._planes = self._y = None  # the last input (planes, cnhw) and the models' output
 
     W, b = _param(0), _param(1)
     dW, db = _grad(0), _grad(1)
@@ -119,7 +127,16 @@ class Convolution:
         """The last forward's im2col, in the book's (N*OH*OW, C*FH*FW) layout (a new array)."""
         if self._reference is not None:
             return self._reference.col
-        return None if self._col is None else self._col.T.copy()
+        if self._planes is None:
+            return None
+        x, x_cnhw = self._planes
+        FN, C, FH, FW = self.params[0].shape
+        N = x.shape[1] if x_cnhw else x.shape[0]
+        out_h = (x.shape[2] + 2 * self.pad - FH) // self.stride + 1
+        out_w = (x.shape[3] + 2 * self.pad - FW) // self.stride + 1
+        col = np.empty((N * out_h * out_w, C * FH * FW), x.dtype)
+        _core.im2col(x, FH, FW, self.stride, self.pad, col, False, x_cnhw)
+        return col
 
     def _check(self, x):
         """The sizes of a forward of x: (N, C, H, W) checked against W, stride and pad."""
@@ -137,37 +154,100 @@ class Convolution:
         return N, out_h, out_w
 
     # ------------------------------------------------------------------ the three products
+    #
+    # Each runs over blocks of a few samples: im2col of a block (about _BLOCK_BYTES) stays in the
+    # cache for the product that reads it, and no im2col of the whole batch is kept (backward
+    # packs each block again from the input planes, which the layer keeps).
 
-    def _products(self, x, x_cnhw, dtype):
-        """y (FN, N, OH, OW) = W . im2col(x), no bias, a buffer of the layer; x a float buffer of
-        dtype, (N, C, H, W) or (C, N, H, W) (x_cnhw)."""
-        W = self.params[0]
+    def _blocks(self, n, per_sample):
+        """[(start, stop)] of blocks of the n samples, each sample per_sample bytes of im2col.
+        With threads (fastnn's, and so BLAS's) one block: each product is a hand-off to BLAS's
+        threads, which made a DeepConvNet step over blocks of a few samples 10-30x slower on 2
+        threads of a busy machine."""
+        if _core.get_num_threads() > 1:
+            return [(0, n)]
+        size = max(1, min(n, _BLOCK_BYTES // per_sample))
+        return [(i, min(n, i + size)) for i in range(0, n, size)]
+
+    def _products(self, x, x_cnhw, relu=None):
+        """y (FN, N, OH, OW) = W . im2col(x), then act(y + b) unless relu is None (act ReLU when
+        relu, else the identity); a buffer of the layer. x a float buffer, (N, C, H, W) or
+        (C, N, H, W) (x_cnhw), kept for backward. One input channel and stride 1 (the models'
+        first layer) is computed directly where the CPU has AVX-512 (csrc/conv.c)."""
+        dtype = x.dtype
+        W = as_buffer(self.params[0], dtype)
         FN, C, FH, FW = W.shape
         N = x.shape[1] if x_cnhw else x.shape[0]
         out_h = (x.shape[2] + 2 * self.pad - FH) // self.stride + 1
         out_w = (x.shape[3] + 2 * self.pad - FW) // self.stride + 1
-        col = self._scratch.get("col", (C * FH * FW, N * out_h * out_w), dtype)
-        _core.im2col(x, FH, FW, self.stride, self.pad, col, True, x_cnhw)
-        y = self._scratch.get("y", (FN, N * out_h * out_w), dtype)
-        np.dot(as_buffer(W, dtype).reshape(FN, -1), col, out=y)
-        self._col = col
+        K, Q = C * FH * FW, out_h * out_w
+        W2 = W.reshape(FN, K)
+        b = None if relu is None else as_buffer(self.params[1], dtype)
+        y = self._scratch.get("y", (FN, N * Q), dtype)
+        self._planes = (x, x_cnhw)
+        if C == 1 and self.stride == 1 and _core.conv_direct1(x, W, b, self.pad, bool(relu), y):
+            return y.reshape(FN, N, out_h, out_w)
+        blocks = self._blocks(N, K * Q * dtype.itemsize)
+        col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dtype)
+        for start, stop in blocks:
+            c = col[:K * (stop - start) * Q].reshape(K, -1)
+            _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
+            np.matmul(W2, c, out=y[:, start * Q:stop * Q])
+            if b is not None:
+                _core.conv_bias_act(y, b, relu, start * Q, stop * Q)
         return y.reshape(FN, N, out_h, out_w)
 
     def _weight_grads(self, dy, relu, dW, db):
         """dW (FN, C*FH*FW) <- dy . col^T and db (FN,) <- the row sums of dy, for dy (FN, N, OH,
         OW) a buffer of dtype that is first masked in place by the ReLU's output (relu: the
         forward ran _forward_planes with relu=True)."""
-        dy = dy.reshape(dy.shape[0], -1)
+        x, x_cnhw = self._planes
+        FN, C, FH, FW = self.params[0].shape
+        N, Q, K = dy.shape[1], dy.shape[2] * dy.shape[3], C * FH * FW
+        dy = dy.reshape(FN, -1)
         _core.conv_act_backward_bias(dy, self._y if relu else None, db)
-        np.dot(dy, self._col.T, out=dW)
+        blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
+        col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
+        part = self._scratch.get("dW part", (FN, K), dy.dtype) if len(blocks) > 1 else None
+        for start, stop in blocks:
+            c = col[:K * (stop - start) * Q].reshape(K, -1)
+            _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
+            if start == 0:
+                np.matmul(dy[:, :stop * Q], c.T, out=dW)
+            else:
+                np.matmul(dy[:, start * Q:stop * Q], c.T, out=part)
+                dW += part
 
-    def _input_grad(self, dy, dx, dx_cnhw, dcol):
-        """dx <- col2im(W^T . dy): dx (N, C, H, W) or (C, N, H, W) (dx_cnhw); dcol a buffer of
-        col's shape."""
-        W = self.params[0]
+    def _input_grad(self, dy, dx, workspace):
+        """dx (C, N, H, W) <- col2im(W^T . dy) for dy (FN, N, OH, OW). With stride 1, square
+        filters and pad < FH that is the convolution of dy, padded by FH - 1 - pad, with the
+        flipped filters W[f, c, ::-1, ::-1] summed over f: im2col of dy and one product with
+        K = FN*FH*FW (no col2im, and no product with only FN terms per element), taken when C >=
+        FN (measured: with fewer channels W^T . dy and col2im are faster). workspace holds the
+        buffers the model's layers share."""
+        W = as_buffer(self.params[0], dy.dtype)
         FN, C, FH, FW = W.shape
-        np.dot(as_buffer(W, dy.dtype).reshape(FN, -1).T, dy.reshape(FN, -1), out=dcol)
-        _core.col2im(dcol, dx, FH, FW, self.stride, self.pad, True, dx_cnhw)
+        C_, N, H, W_ = dx.shape
+        OH, OW = dy.shape[2:]
+        dx2 = dx.reshape(C, -1)
+        if self.stride == 1 and FH == FW and self.pad < FH and C >= FN:
+            K, HW = FN * FH * FW, H * W_
+            flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
+            blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
+            dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * HW,), dy.dtype)
+            for start, stop in blocks:
+                c = dcol[:K * (stop - start) * HW].reshape(K, -1)
+                _core.im2col(dy, FH, FW, 1, FH - 1 - self.pad, c, True, True, start, stop)
+                np.matmul(flipped, c, out=dx2[:, start * HW:stop * HW])
+            return
+        K, Q = C * FH * FW, OH * OW
+        W2t, dy2 = W.reshape(FN, K).T, dy.reshape(FN, -1)
+        blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
+        dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
+        for start, stop in blocks:
+            c = dcol[:K * (stop - start) * Q].reshape(K, -1)
+            np.matmul(W2t, dy2[:, start * Q:stop * Q], out=c)
+            _core.col2im(c, dx, FH, FW, self.stride, self.pad, True, True, start, stop)
 
     # ------------------------------------------------------------------ the layer
 
@@ -177,13 +257,15 @@ class Convolution:
         x = _images(x)
         N, out_h, out_w = self._check(x)
         W, b = self.params
-        self._last = self._reference = self._col = None
+        self._last = self._reference = self._planes = None
         dtype = _compute_dtype(x, W, b)
         if dtype is None:
             self._reference = _ReferenceConvolution(W, b, self.stride, self.pad)
             out = self._reference.forward(x)
         else:
-            y = self._products(as_buffer(x, dtype), False, dtype)
+            planes = self._scratch.get("x", x.shape, dtype)  # the layer's copy: backward reads it
+            planes[...] = x
+            y = self._products(planes, False)
             out = np.empty((N, W.shape[0], out_h, out_w), dtype)
             _core.swap_outer(y, out, as_buffer(b, dtype))
             self._last = (dtype, x.shape, out.shape)
@@ -210,11 +292,13 @@ class Convolution:
         N, FN = out_shape[:2]
         dy = self._scratch.get("dy", (FN, N) + out_shape[2:], dtype)
         _core.swap_outer(as_buffer(dout, dtype), dy)
-        dW = np.empty((FN, self._col.shape[0]), dtype)
+        dW = np.empty((FN, self.params[0][0].size), dtype)
         db = np.empty(FN, dtype)
         self._weight_grads(dy, False, dW, db)
+        dx_planes = self._scratch.get("dx", (x_shape[1], N) + x_shape[2:], dtype)
+        self._input_grad(dy, dx_planes, self._scratch)
         dx = np.empty(x_shape, dtype)
-        self._input_grad(dy, dx, False, self._scratch.get("dcol", self._col.shape, dtype))
+        _core.swap_outer(dx_planes, dx)
         _into(self.grads[0], dW)
         _into(self.grads[1], db)
         return dx
@@ -225,10 +309,8 @@ class Convolution:
         """The models' forward: x a float buffer (N, C, H, W), or (C, N, H, W) when x_cnhw, of the
         model's dtype, checked by the model -> act(W . im2col(x) + b) (FN, N, OH, OW), act ReLU
         (relu) or the identity, a buffer of the layer."""
-        y = self._products(x, x_cnhw, x.dtype)
-        _core.conv_bias_act(y, as_buffer(self.params[1], x.dtype), relu)
-        self._y = y
-        return y
+        self._y = self._products(x, x_cnhw, relu)
+        return self._y
 
     def _backward_planes(self, dy, relu, dW, db, dx_shape, workspace):
         """The models' backward: dy (FN, N, OH, OW), a buffer the layer may overwrite; writes dW
@@ -239,7 +321,7 @@ class Convolution:
         if dx_shape is None:
             return None
         dx = self._scratch.get("dx", dx_shape, dy.dtype)
-        self._input_grad(dy, dx, True, workspace.get("dcol", self._col.shape, dy.dtype))
+        self._input_grad(dy, dx, workspace)
         return dx
 
 
