@@ -234,7 +234,8 @@ CONV_CHECK = """
     grads = {'W1': conv.dW, 'b1': conv.db, 'W2': affine.dW, 'b2': affine.db}
     for key in ('W1', 'b1', 'W2', 'b2'):
         numerical = numerical_gradient(lambda w: last.forward(scores(), T), params[key])
-        print(key + ' diff %.3e sum %.9f' % (np.abs(numerical - grads[key]).max(), grads[key].sum()))
+        diff = np.abs(numerical - grads[key]).max()
+        print(key + ' diff %.3e sum %.9f' % (diff, grads[key].sum()))
 
     shared = Convolution(params['W1'], 0)
     out = shared.forward(x)
