@@ -203,6 +203,47 @@ MULTI_LAYER = """
     print('test acc %.6f' % network.accuracy(x_test, t_test))
 """
 
+# Volume 1, chapter 7's kind of gradient check: the label as ch07/gradient_check.py gives it, a
+# (1, 1) array, and one bias for all filters as ch07/apply_filter.py passes it
+CONV_CHECK = """
+    # coding: utf-8
+    import sys, os
+    sys.path.append(os.pardir)
+    import numpy as np
+    from common.layers import Convolution, Pooling, Affine, SoftmaxWithLoss
+    from common.gradient import numerical_gradient
+
+    np.random.seed(3)
+    x = np.random.rand(1, 1, 6, 6)
+    T = np.array([1]).reshape((1, 1))
+    params = {'W1': 0.3 * np.random.randn(2, 1, 3, 3), 'b1': 0.1 * np.random.randn(2),
+              'W2': 0.3 * np.random.randn(8, 3), 'b2': np.zeros(3)}
+    conv = Convolution(params['W1'], params['b1'])
+    pool = Pooling(pool_h=2, pool_w=2, stride=2)
+    affine = Affine(params['W2'], params['b2'])
+    last = SoftmaxWithLoss()
+
+    def scores():
+        return affine.forward(pool.forward(conv.forward(x)))
+
+    y = scores()
+    p = np.exp(y - y.max()) / np.exp(y - y.max()).sum()
+    print('loss %.12f by hand %.12f' % (last.forward(y, T), -np.log(p[0, 1] + 1e-7)))
+    last.forward(scores(), T)
+    conv.backward(pool.backward(affine.backward(last.backward(1))))
+    grads = {'W1': conv.dW, 'b1': conv.db, 'W2': affine.dW, 'b2': affine.db}
+    for key in ('W1', 'b1', 'W2', 'b2'):
+        numerical = numerical_gradient(lambda w: last.forward(scores(), T), params[key])
+        diff = np.abs(numerical - grads[key]).max()
+        print(key + ' diff %.3e sum %.9f' % (diff, grads[key].sum()))
+
+    shared = Convolution(params['W1'], 0)
+    out = shared.forward(x)
+    print('shared', np.allclose(out, Convolution(params['W1'], np.zeros(2)).forward(x)), out.dtype)
+    shared.backward(np.ones_like(out))
+    print('shared db', np.shape(shared.db), shared.db)
+"""
+
 WHERE = """
     # coding: utf-8
     import os, pickle, sys
@@ -356,6 +397,18 @@ def test_volume_1_multi_layer_net_prints_the_same_numbers_on_both_halves(book1, 
     ref = ok(book("--reference", "--mnist", mnist["raw"], script, cwd=book1))
     assert fast.count("loss ") == 10
     same_numbers(fast, ref)
+
+
+def test_volume_1_conv_gradient_check_with_the_books_label_and_bias(tmp_path):
+    root = book_repository(tmp_path / "book", 1)
+    script = write(root / "ch07" / "conv_check.py", CONV_CHECK)
+    fast = ok(book(script, cwd=root))
+    ref = ok(book("--reference", script, cwd=root))
+    values = same_numbers(fast, ref)
+    assert abs(values[0] - values[1]) < 1e-9  # the loss of label T[0, 0], as the book's
+    assert fast.count(" diff ") == 4
+    assert max(float(v) for v in re.findall(r"diff (\S+)", fast)) < 1e-6
+    assert "shared True float64" in fast and "shared db () 32.0" in fast
 
 
 def test_another_seed_prints_other_numbers(book1, mnist):

@@ -229,6 +229,28 @@ def test_volume1_attributes():
     assert fast.grads[0] is fast.dW
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("b", [0, 0.5, np.array(-1.5), np.array([2.0])], ids=repr)
+def test_one_bias_for_all_filters(dtype, b):
+    # ch07/apply_filter.py passes b = 0: added to every output, as the book's out + self.b; db is
+    # b's own gradient (its shape), the total of the per-filter sums
+    b = b.astype(dtype) if isinstance(b, np.ndarray) else b
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 5, 6)).astype(dtype)
+    W = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
+    b_vector = np.full(3, b, dtype)
+    for half in (fastnn, reference):
+        layer, vector = half.Convolution(W, b), reference.Convolution(W, b_vector)
+        out = layer.forward(x)
+        assert out.dtype == dtype  # a Python number does not promote float32 (NumPy's out + 0)
+        assert_allclose(out, vector.forward(x), rtol=TOL[dtype], atol=TOL[dtype])
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        assert_allclose(layer.backward(dout), vector.backward(dout), rtol=TOL[dtype],
+                        atol=TOL[dtype])
+        assert layer.db.shape == np.shape(b)
+        assert_allclose(layer.db, vector.db.sum(), rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
+
+
 def test_float16_as_the_reference():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 5, 5)).astype(np.float16)

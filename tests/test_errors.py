@@ -1062,6 +1062,9 @@ CONV = {
     ("Convolution", "b of the wrong shape"): (
         lambda: fastnn.Convolution, (np.ones((2, 3, 3, 3)), np.zeros(3)), ValueError,
         r"b must have shape \(2,\).*got \(3,\)"),
+    ("Convolution", "b of two dimensions"): (
+        lambda: fastnn.Convolution, (np.ones((2, 3, 3, 3)), np.zeros((1, 2))), ValueError,
+        r"b must have shape \(2,\) \(or be one number\).*got \(1, 2\)"),
     ("Convolution.forward", "3-D x"): (lambda: conv_layer().forward, (np.ones((3, 5, 5)),),
                                        ValueError, r"4-D \(N, C, H, W\), got shape \(3, 5, 5\)"),
     ("Convolution.forward", "channel mismatch"): (

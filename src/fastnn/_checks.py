@@ -60,14 +60,16 @@ def as_logits(x, name="x"):
 def as_labels(t, shape):
     """int64 index labels (N,) for a batch of logits of the given (N, C) shape.
 
-    t is index labels of any integer dtype, shape (N,) (a scalar or (1,) for one sample), or one-hot
-    of shape (N, C) (any dtype; the argmax is taken, as in the book). Values are range-checked by the
-    kernels, which report the first bad row.
+    t is index labels of any integer dtype, shape (N,) (a scalar, (1,) or (1, 1) for one sample),
+    or one-hot of shape (N, C) (any dtype; the argmax is taken, as in the book). Values are
+    range-checked by the kernels, which report the first bad row.
     """
     n, c = shape
     if _core.is_label_buffer(t, n):
         return t
     t = np.asarray(t)
+    if t.shape == (1, 1) and n == 1 and c > 1 and t.dtype.kind in "iu":
+        t = t.reshape(1)  # one index label as (1, 1), as the book's ch07/gradient_check.py gives
     if t.ndim == 2 or (n == 1 and t.ndim == 1 and t.size == c > 1):
         if t.size != n * c:
             raise ValueError(f"one-hot labels must have shape ({n}, {c}), got {t.shape}")

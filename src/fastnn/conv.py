@@ -26,6 +26,7 @@ from . import _core
 from ._checks import as_buffer
 from .reference.conv import Convolution as _ReferenceConvolution
 from .reference.conv import Pooling as _ReferencePooling
+from .reference.conv import bias_grad_as, bias_shape_ok, check_bias
 from .reference.util import conv_output_size
 
 __all__ = ["Convolution", "Pooling"]
@@ -94,15 +95,14 @@ def _into(target, value):
 
 class Convolution:
     """Convolution (cross-correlation, as the book) of FN filters W (FN, C, FH, FW) plus bias b
-    (FN,), with a stride and zero padding; params = [W, b], grads = [dW, db]."""
+    ((FN,), or one number for all filters), with a stride and zero padding; params = [W, b],
+    grads = [dW, db] (db of b's shape)."""
 
     def __init__(self, W, b, stride=1, pad=0):
-        W, b = np.asarray(W), np.asarray(b)
+        W = np.asarray(W)
         if W.ndim != 4:
             raise ValueError(f"W must be 4-D (FN, C, FH, FW), got shape {W.shape}")
-        if b.shape != (W.shape[0],):
-            raise ValueError(f"b must have shape ({W.shape[0]},) for W of shape {W.shape}, "
-                             f"got {b.shape}")
+        b = check_bias(W, b)
         conv_output_size(1, 1, stride, pad)  # stride >= 1 and pad >= 0, or raise
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
@@ -141,9 +141,9 @@ class Convolution:
     def _check(self, x):
         """The sizes of a forward of x: (N, C, H, W) checked against W, stride and pad."""
         W, b = self.params
-        if W.ndim != 4 or np.shape(b) != (W.shape[0],):
-            raise ValueError(f"W must be 4-D (FN, C, FH, FW) and b (FN,), got shapes {W.shape}, "
-                             f"{np.shape(b)}")
+        if W.ndim != 4 or not bias_shape_ok(np.shape(b), W.shape[0]):
+            raise ValueError(f"W must be 4-D (FN, C, FH, FW) and b (FN,) or one number, got "
+                             f"shapes {W.shape}, {np.shape(b)}")
         FN, C, FH, FW = W.shape
         N, x_C, H, x_W = x.shape
         if x_C != C:
@@ -267,14 +267,14 @@ class Convolution:
             planes[...] = x
             y = self._products(planes, False)
             out = np.empty((N, W.shape[0], out_h, out_w), dtype)
-            _core.swap_outer(y, out, as_buffer(b, dtype))
+            _core.swap_outer(y, out, as_buffer(np.broadcast_to(b, W.shape[:1]), dtype))
             self._last = (dtype, x.shape, out.shape)
         self.x = x
         return out
 
     def backward(self, dout):
         """dout: (N, FN, out_h, out_w) -> dx (N, C, H, W); writes grads = [dW (FN, C, FH, FW),
-        db (FN,)]. Computed in the forward's dtype."""
+        db (b's shape)]. Computed in the forward's dtype."""
         if self._reference is not None:
             dx = self._reference.backward(dout)
             _into(self.grads[0], self._reference.grads[0])
@@ -300,7 +300,7 @@ class Convolution:
         dx = np.empty(x_shape, dtype)
         _core.swap_outer(dx_planes, dx)
         _into(self.grads[0], dW)
-        _into(self.grads[1], db)
+        _into(self.grads[1], bias_grad_as(db, self.grads[1].shape))
         return dx
 
     # ------------------------------------------------------------------ the models' path

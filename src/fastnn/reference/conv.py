@@ -57,17 +57,38 @@ def _grad(i):
     return property(lambda self: self.grads[i], set_grad)
 
 
+def bias_shape_ok(b_shape, FN):
+    """True for the shapes of b the book's ``out + self.b`` adds to each output pixel's FN
+    values as one bias per filter: (FN,), or () and (1,) for one bias shared by all filters."""
+    return tuple(b_shape) in ((FN,), (), (1,))
+
+
+def check_bias(W, b):
+    """b (a number, or shape (FN,) or (1,)) as an array, checked against W (FN, C, FH, FW) (4-D).
+    A Python number takes W's dtype, as NumPy's ``out + 0`` keeps out's."""
+    b = np.asarray(b, np.result_type(W, b)) if type(b) in (int, float) else np.asarray(b)
+    if not bias_shape_ok(b.shape, W.shape[0]):
+        raise ValueError(f"b must have shape ({W.shape[0]},) (or be one number) for W of shape "
+                         f"{W.shape}, got {b.shape}")
+    return b
+
+
+def bias_grad_as(db, shape):
+    """db (FN,), the per-filter sums, as the gradient of a b of ``shape``: a shared bias (shape ()
+    or (1,)) gets their total."""
+    return db if db.shape == tuple(shape) else db.sum().reshape(shape)
+
+
 class Convolution:
     """Convolution (cross-correlation, as the book) of FN filters W (FN, C, FH, FW) plus bias b
-    (FN,), with a stride and zero padding; params = [W, b], grads = [dW, db]."""
+    ((FN,), or one number for all filters, as the book's ch07/apply_filter.py passes), with a
+    stride and zero padding; params = [W, b], grads = [dW, db] (db of b's shape)."""
 
     def __init__(self, W, b, stride=1, pad=0):
-        W, b = np.asarray(W), np.asarray(b)
+        W = np.asarray(W)
         if W.ndim != 4:
             raise ValueError(f"W must be 4-D (FN, C, FH, FW), got shape {W.shape}")
-        if b.shape != (W.shape[0],):
-            raise ValueError(f"b must have shape ({W.shape[0]},) for W of shape {W.shape}, "
-                             f"got {b.shape}")
+        b = check_bias(W, b)
         conv_output_size(1, 1, stride, pad)  # stride >= 1 and pad >= 0, or raise
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]
@@ -110,7 +131,7 @@ class Convolution:
 
     def backward(self, dout):
         """dout: (N, FN, out_h, out_w) -> dx (N, C, H, W); writes grads = [dW (FN, C, FH, FW),
-        db (FN,)]."""
+        db (b's shape)]."""
         dout = _check_dout(dout, self.out_shape, "Convolution")
         W, b = self.params
         FN, C, FH, FW = W.shape
@@ -122,7 +143,7 @@ class Convolution:
         dx = col2im(dcol, self.x.shape, FH, FW, self.stride, self.pad)
 
         self.grads[0][...] = dW
-        self.grads[1][...] = db
+        self.grads[1][...] = bias_grad_as(db, self.grads[1].shape)
         return dx
 
 
