@@ -20,6 +20,9 @@ void fastnn_set_avx512(int on);
                                       ptrdiff_t c);                                                  \
     ptrdiff_t bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                        \
     void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
+    /* adam.c */                                                                                  \
+    void adam_update_##S(T *p, const T *g, T *m, T *v, double lr_t, double one_minus_beta1,        \
+                         double one_minus_beta2, int wide, ptrdiff_t n);                           \
     /* bias_act.c */                                                                              \
     void bias_act_forward_##S(T *a, const T *b, ptrdiff_t n, ptrdiff_t h, int relu);                \
     ptrdiff_t act_backward_bias_##S(T *dz, const T *z, ptrdiff_t n, ptrdiff_t h, int relu, T *db); \

@@ -109,6 +109,11 @@ ENTRIES = {
     "sgd_update": Entry(
         _core.sgd_update, lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c), 0.1],
         {0: OUT, 1: IN}),
+    "adam_update": Entry(
+        _core.adam_update,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c), _floats(rng, dt, n, c),
+                               np.abs(_floats(rng, dt, n, c)), 0.01, 0.1, 0.001, True],
+        {0: OUT, 1: IN, 2: OUT, 3: OUT}),
     "bias_act_forward": Entry(
         _core.bias_act_forward, lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, c), True],
         {0: Arg(two_d=True, written=True, axis=1), 1: IN}),

@@ -1,4 +1,5 @@
-# Elementwise and reduction kernels: sigmoid, fused softmax-cross-entropy, bias gradient, SGD.
+# Elementwise and reduction kernels: sigmoid, fused softmax-cross-entropy, bias gradient, SGD,
+# Adam.
 
 cdef extern from "fastnn.h" nogil:
     void sigmoid_forward_f64(const double *x, double *y, Py_ssize_t n)
@@ -17,6 +18,10 @@ cdef extern from "fastnn.h" nogil:
     Py_ssize_t bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
     void sgd_update_f64(double *p, const double *g, double lr, Py_ssize_t n)
     void sgd_update_f32(float *p, const float *g, double lr, Py_ssize_t n)
+    void adam_update_f64(double *p, const double *g, double *m, double *v, double lr_t,
+                         double one_minus_beta1, double one_minus_beta2, int wide, Py_ssize_t n)
+    void adam_update_f32(float *p, const float *g, float *m, float *v, double lr_t,
+                         double one_minus_beta1, double one_minus_beta2, int wide, Py_ssize_t n)
 
 
 def sigmoid_forward(cnp.ndarray x not None, cnp.ndarray y not None):
@@ -132,3 +137,29 @@ def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):
             sgd_update_f64(<double *> pp, <double *> pg, lr, n)
         else:
             sgd_update_f32(<float *> pp, <float *> pg, lr, n)
+
+
+def adam_update(cnp.ndarray p not None, cnp.ndarray g not None, cnp.ndarray m not None,
+                cnp.ndarray v not None, double lr_t, double one_minus_beta1,
+                double one_minus_beta2, bint wide):
+    """One Adam step in place: m += c1 * (g - m); v += c2 * (g * g - v);
+    p -= lr_t * m / (sqrt(v) + 1e-7), c1 and c2 the given 1 - beta, rounded to the arrays' dtype.
+    p, g, m, v: flat float buffers of one dtype and size, not overlapping. wide: for float32,
+    compute the step in float64 and round p - step to float32 (NumPy >= 2 with a float64 lr_t);
+    no effect on float64."""
+    cdef int typenum = _float_array(p, "p", True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(p)
+    _like(g, "g", typenum, n, False)
+    _like(m, "m", typenum, n, True)
+    _like(v, "v", typenum, n, True)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *pg = cnp.PyArray_DATA(g)
+    cdef void *pm = cnp.PyArray_DATA(m)
+    cdef void *pv = cnp.PyArray_DATA(v)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            adam_update_f64(<double *> pp, <double *> pg, <double *> pm, <double *> pv, lr_t,
+                            one_minus_beta1, one_minus_beta2, wide, n)
+        else:
+            adam_update_f32(<float *> pp, <float *> pg, <float *> pm, <float *> pv, lr_t,
+                            one_minus_beta1, one_minus_beta2, wide, n)
