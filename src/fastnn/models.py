@@ -19,7 +19,6 @@ steps in one call, csrc/train_steps.c) and `accuracy` (csrc/train_steps.c), and
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from typing import Any
 
@@ -32,7 +31,8 @@ from .functions import bias_grad
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 # public names of the reference, shared: volume 2's BaseModel is plain Python around its
 # subclasses' layers, gradient_check plain Python around a model's two gradients
-from .reference.models import PARAM_NAMES, BaseModel, gradient_check
+from .reference.models import (PARAM_NAMES, BaseModel, gradient_check, load_two_layer,
+                               save_two_layer, two_layer_setup)
 
 __all__ = ["TwoLayerNet", "TwoLayerNetwork", "MultiLayerNet", "MultiLayerNetExtend",
            "gradient_check", "BaseModel"]
@@ -94,39 +94,15 @@ class _TwoLayerCore:
 
     def _setup(self, input_size, hidden_size, output_size, weight_init_std, activation, dtype,
                seed):
-        """Check and record the configuration; return the initial [W1, b1, W2, b2].
-
-        Weights are weight_init_std * standard normal draws, biases zeros, all cast to dtype.
-        seed=None draws from NumPy's global generator as the book does (np.random.seed applies);
-        an int or a np.random.Generator draws from np.random.default_rng(seed).
-        """
+        """Check and record the configuration (the reference's two_layer_setup, after the sizes);
+        return the initial [W1, b1, W2, b2]."""
         for name, size in (("input_size", input_size), ("hidden_size", hidden_size),
                            ("output_size", output_size)):
             if not (isinstance(size, (int, np.integer)) and size > 0):
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        self.activation = activation
-        self.dtype = dtype
-        self.config = dict(input_size=input_size, hidden_size=hidden_size,
-                           output_size=output_size, weight_init_std=weight_init_std,
-                           activation=activation, dtype=dtype.name)
-        if seed is None:
-            randn = np.random.randn
-        else:
-            rng = np.random.default_rng(seed)
-
-            def randn(*shape):
-                return rng.standard_normal(shape)
-
-        W1 = weight_init_std * randn(input_size, hidden_size)
-        b1 = np.zeros(hidden_size)
-        W2 = weight_init_std * randn(hidden_size, output_size)
-        b2 = np.zeros(output_size)
-        return [p.astype(dtype) for p in (W1, b1, W2, b2)]
+        self.activation, self.dtype, self.config, params = two_layer_setup(
+            input_size, hidden_size, output_size, weight_init_std, activation, dtype, seed)
+        return params
 
     def _compose(self):
         """The layers over the model's arrays: Affine, the activation, Affine; SoftmaxWithLoss.
@@ -346,22 +322,8 @@ class _TwoLayerCore:
         return {name: g.reshape(np.shape(param)).astype(self.dtype, copy=False)
                 for (name, param), g in zip(self._params_by_name().items(), grads)}
 
-    def save(self, file):
-        """Write W1, b1, W2, b2 and the constructor configuration to the .npz file ``file``.
-
-        ``file`` is a path or an open binary file; np.savez appends ".npz" to a path without it.
-        """
-        np.savez(file, config=json.dumps(self.config), **self._params_by_name())
-
-    @classmethod
-    def load(cls, file):
-        """A model built from the configuration and parameters that ``save`` wrote to ``file``."""
-        with np.load(file, allow_pickle=False) as data:
-            # seed=0: the drawn values are overwritten; it keeps np.random's global state untouched
-            model = cls(**json.loads(data["config"][()]), seed=0)
-            for name, param in model._params_by_name().items():
-                param[...] = data[name]
-        return model
+    save = save_two_layer
+    load = classmethod(load_two_layer)
 
 
 class TwoLayerNet(_TwoLayerCore):

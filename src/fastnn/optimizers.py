@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from . import _core
 from .reference.optimizers import AdaGrad, Momentum, Nesterov, RMSprop, _keys, _zeros_like_each
+from .reference.optimizers import Adam as _ReferenceAdam
 
 # what update takes: volume 2's lists or volume 1's dicts of arrays
 Params = list[NDArray[Any]] | dict[Any, NDArray[Any]]
@@ -67,18 +68,9 @@ def _adam_kernel_ready(p, g, m, v, lr_t, c1, c2):
     return not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
 
 
-class Adam:
-    """Adam (http://arxiv.org/abs/1412.6980v8) with the bias correction folded into the step size:
-    lr_t = lr * sqrt(1 - beta2^iter) / (1 - beta1^iter); m += (1 - beta1) * (g - m);
-    v += (1 - beta2) * (g^2 - v); p -= lr_t * m / (sqrt(v) + 1e-7)."""
-
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        self.lr = lr
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.iter = 0
-        self.m = None
-        self.v = None
+class Adam(_ReferenceAdam):
+    """The reference's Adam (its constructor, state and formulas), updating each parameter array
+    in one compiled pass where the kernel gives the reference's bits."""
 
     def update(self, params: Params, grads: Params) -> None:
         """params, grads: lists or dicts of arrays with the same keys; params updated in place, m

@@ -29,6 +29,57 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _ACTIVATIONS = ("sigmoid", "relu")
 
 
+def two_layer_setup(input_size, hidden_size, output_size, weight_init_std, activation, dtype,
+                    seed):
+    """Check a two-layer model's configuration; return (activation, dtype, config, [W1, b1, W2,
+    b2]) with config the dict a pickle keeps.
+
+    Weights are weight_init_std * standard normal draws, biases zeros, all cast to dtype.
+    seed=None draws from NumPy's global generator as the book does (np.random.seed applies);
+    an int or a np.random.Generator draws from np.random.default_rng(seed).
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    config = dict(input_size=input_size, hidden_size=hidden_size, output_size=output_size,
+                  weight_init_std=weight_init_std, activation=activation, dtype=dtype.name)
+
+    if seed is None:
+        randn = np.random.randn
+    else:
+        rng = np.random.default_rng(seed)
+
+        def randn(*shape):
+            return rng.standard_normal(shape)
+
+    W1 = weight_init_std * randn(input_size, hidden_size)
+    b1 = np.zeros(hidden_size)
+    W2 = weight_init_std * randn(hidden_size, output_size)
+    b2 = np.zeros(output_size)
+    return activation, dtype, config, [p.astype(dtype) for p in (W1, b1, W2, b2)]
+
+
+def save_two_layer(model, file):
+    """Write W1, b1, W2, b2 and the constructor configuration to the .npz file ``file``.
+
+    ``file`` is a path or an open binary file; np.savez appends ".npz" to a path without it.
+    """
+    np.savez(file, config=json.dumps(model.config), **model._params_by_name())
+
+
+def load_two_layer(cls, file):
+    """A model of class cls built from the configuration and parameters that save_two_layer wrote
+    to ``file``."""
+    with np.load(file, allow_pickle=False) as data:
+        # seed=0: the drawn values are overwritten; it keeps np.random's global state untouched
+        model = cls(**json.loads(data["config"][()]), seed=0)
+        for name, param in model._params_by_name().items():
+            param[...] = data[name]
+    return model
+
+
 class _TwoLayerModel:
     """What the two models share: initialisation, accuracy, save and load.
 
@@ -37,37 +88,11 @@ class _TwoLayerModel:
 
     def _setup(self, input_size, hidden_size, output_size, weight_init_std, activation, dtype,
                seed):
-        """Check and record the configuration; return the initial W1, b1, W2, b2.
-
-        Weights are weight_init_std * standard normal draws, biases zeros, all cast to dtype.
-        seed=None draws from NumPy's global generator as the book does (np.random.seed applies);
-        an int or a np.random.Generator draws from np.random.default_rng(seed).
-        """
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-
-        self.activation = activation
-        self.dtype = dtype
-        self.config = dict(input_size=input_size, hidden_size=hidden_size,
-                           output_size=output_size, weight_init_std=weight_init_std,
-                           activation=activation, dtype=dtype.name)
-
-        if seed is None:
-            randn = np.random.randn
-        else:
-            rng = np.random.default_rng(seed)
-
-            def randn(*shape):
-                return rng.standard_normal(shape)
-
-        W1 = weight_init_std * randn(input_size, hidden_size)
-        b1 = np.zeros(hidden_size)
-        W2 = weight_init_std * randn(hidden_size, output_size)
-        b2 = np.zeros(output_size)
-        return [p.astype(dtype) for p in (W1, b1, W2, b2)]
+        """Check and record the configuration (two_layer_setup); return the initial W1, b1, W2,
+        b2."""
+        self.activation, self.dtype, self.config, params = two_layer_setup(
+            input_size, hidden_size, output_size, weight_init_std, activation, dtype, seed)
+        return params
 
     def accuracy(self, x, t):
         """Fraction of the rows of x whose highest score is the label t (index or one-hot)."""
@@ -80,22 +105,8 @@ class _TwoLayerModel:
         accuracy = np.sum(y == t) / float(y.shape[0])
         return accuracy
 
-    def save(self, file):
-        """Write W1, b1, W2, b2 and the constructor configuration to the .npz file ``file``.
-
-        ``file`` is a path or an open binary file; np.savez appends ".npz" to a path without it.
-        """
-        np.savez(file, config=json.dumps(self.config), **self._params_by_name())
-
-    @classmethod
-    def load(cls, file):
-        """A model built from the configuration and parameters that ``save`` wrote to ``file``."""
-        with np.load(file, allow_pickle=False) as data:
-            # seed=0: the drawn values are overwritten; it keeps np.random's global state untouched
-            model = cls(**json.loads(data["config"][()]), seed=0)
-            for name, param in model._params_by_name().items():
-                param[...] = data[name]
-        return model
+    save = save_two_layer
+    load = classmethod(load_two_layer)
 
 
 class TwoLayerNet(_TwoLayerModel):
