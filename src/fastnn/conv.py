@@ -163,8 +163,8 @@ class Convolution:
         """[(start, stop)] of blocks of the n samples, each sample per_sample bytes of im2col.
         With threads (fastnn's, and so BLAS's) one block: each product is a hand-off to BLAS's
         threads, which made a DeepConvNet step over blocks of a few samples 10-30x slower on 2
-        threads of a busy machine."""
-        if _core.get_num_threads() > 1:
+        threads of a busy machine. An empty batch or empty samples: one block."""
+        if _core.get_num_threads() > 1 or n == 0 or per_sample == 0:
             return [(0, n)]
         size = max(1, min(n, _BLOCK_BYTES // per_sample))
         return [(i, min(n, i + size)) for i in range(0, n, size)]
@@ -190,7 +190,7 @@ class Convolution:
         blocks = self._blocks(N, K * Q * dtype.itemsize)
         col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dtype)
         for start, stop in blocks:
-            c = col[:K * (stop - start) * Q].reshape(K, -1)
+            c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
             np.matmul(W2, c, out=y[:, start * Q:stop * Q])
             if b is not None:
@@ -210,7 +210,7 @@ class Convolution:
         col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
         part = self._scratch.get("dW part", (FN, K), dy.dtype) if len(blocks) > 1 else None
         for start, stop in blocks:
-            c = col[:K * (stop - start) * Q].reshape(K, -1)
+            c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
             if start == 0:
                 np.matmul(dy[:, :stop * Q], c.T, out=dW)
@@ -236,7 +236,7 @@ class Convolution:
             blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
             dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * HW,), dy.dtype)
             for start, stop in blocks:
-                c = dcol[:K * (stop - start) * HW].reshape(K, -1)
+                c = dcol[:K * (stop - start) * HW].reshape(K, (stop - start) * HW)
                 _core.im2col(dy, FH, FW, 1, FH - 1 - self.pad, c, True, True, start, stop)
                 np.matmul(flipped, c, out=dx2[:, start * HW:stop * HW])
             return
@@ -245,7 +245,7 @@ class Convolution:
         blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
         dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
         for start, stop in blocks:
-            c = dcol[:K * (stop - start) * Q].reshape(K, -1)
+            c = dcol[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             np.matmul(W2t, dy2[:, start * Q:stop * Q], out=c)
             _core.col2im(c, dx, FH, FW, self.stride, self.pad, True, True, start, stop)
 

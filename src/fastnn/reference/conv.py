@@ -65,8 +65,9 @@ def bias_shape_ok(b_shape, FN):
 
 def check_bias(W, b):
     """b (a number, or shape (FN,) or (1,)) as an array, checked against W (FN, C, FH, FW) (4-D).
-    A Python number takes W's dtype, as NumPy's ``out + 0`` keeps out's."""
-    b = np.asarray(b, np.result_type(W, b)) if type(b) in (int, float) else np.asarray(b)
+    A Python number takes a floating W's dtype, as NumPy's ``out + 0`` keeps out's."""
+    weak = type(b) in (int, float) and W.dtype.kind == "f"
+    b = np.asarray(b, W.dtype) if weak else np.asarray(b)
     if not bias_shape_ok(b.shape, W.shape[0]):
         raise ValueError(f"b must have shape ({W.shape[0]},) (or be one number) for W of shape "
                          f"{W.shape}, got {b.shape}")
