@@ -9,7 +9,7 @@
 #include "real.h"
 
 void fastnn_set_num_threads(int n);
-void fastnn_set_avx512(int on);
+int fastnn_set_simd(int level);
 
 #define FASTNN_DECLARE(T, S)                                                                         \
     void sigmoid_forward_##S(const T *x, T *y, ptrdiff_t n);                                         \

@@ -51,8 +51,24 @@ typedef __mmask8 vmask;
 #endif
 #endif
 
-/* 1 when the explicit AVX-512 code is to run (threads.c) */
+#ifdef FASTNN_AVX512
+/* The same for AVX2's 256-bit registers (functions marked target("avx2,fma"), called only when
+ * fastnn_avx2() says so): yreal of YLANES lanes, Y(op) the intrinsic _mm256_op_pd or _ps. */
+#define FASTNN_AVX2 1
+#ifdef FASTNN_REAL_F32
+typedef __m256 yreal;
+#define YLANES 8
+#define Y(op) _mm256_##op##_ps
+#else
+typedef __m256d yreal;
+#define YLANES 4
+#define Y(op) _mm256_##op##_pd
+#endif
+#endif
+
+/* 1 when the explicit AVX-512 (AVX2) code is to run (threads.c): AVX-512 implies AVX2 */
 int fastnn_avx512(void);
+int fastnn_avx2(void);
 
 /* Elementwise kernels run in chunks of this many elements; OpenMP starts threads only from
  * FASTNN_PARALLEL_MIN elements on, below that thread start-up costs more than it saves. */

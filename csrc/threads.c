@@ -4,8 +4,9 @@
  * threads spin for a while after each call, and a kernel that starts threads then shares the
  * cores with them (a sigmoid of 10^6 doubles right after an Affine: 7 ms on 2 threads, 1 ms on
  * one). Threads are for who asks for them.
- * The explicit AVX-512 code (real.h): on when the CPU has AVX-512F; the tests turn it off
- * (_core.set_avx512) to run the portable code on the same machine. */
+ * The explicit vector code (real.h): AVX-512 when the CPU has AVX-512F, else AVX2 when it has
+ * AVX2 and FMA; the tests lower the level (_core.set_simd) to run the narrower or the portable
+ * code on the same machine. */
 #include <stdlib.h>
 
 #include "real.h"
@@ -30,22 +31,34 @@ int fastnn_get_num_threads(void)
 #endif
 }
 
-static int use_avx512 = -1; /* -1: not decided yet */
+/* the widest explicit vector code to run: 0 none, 1 AVX2 + FMA, 2 AVX-512F; -1 not decided yet */
+static int simd = -1;
 
-static int cpu_has_avx512(void)
+static int cpu_simd(void)
 {
 #ifdef FASTNN_AVX512
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx512f"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
 #endif
+    return 0;
 }
 
-void fastnn_set_avx512(int on) { use_avx512 = on && cpu_has_avx512(); }
-
-int fastnn_avx512(void)
+int fastnn_set_simd(int level)
 {
-    if (use_avx512 < 0)
-        use_avx512 = cpu_has_avx512();
-    return use_avx512;
+    int cpu = cpu_simd();
+    simd = level < cpu ? level : cpu;
+    return simd;
 }
+
+int fastnn_simd(void)
+{
+    if (simd < 0)
+        simd = cpu_simd();
+    return simd;
+}
+
+int fastnn_avx512(void) { return fastnn_simd() >= 2; }
+
+int fastnn_avx2(void) { return fastnn_simd() >= 1; }

@@ -46,20 +46,22 @@ def num_threads(n):
         fastnn.set_num_threads(0)
 
 
-VECTOR_PATHS = ["avx512", "portable"]
+VECTOR_PATHS = ["avx512", "avx2", "portable"]
 
 
 @contextmanager
 def vector_path(path):
-    """The kernels' explicit AVX-512 code ("avx512", where the CPU has it) or their portable code
-    ("portable"), AVX-512 again afterwards. Skips the test for "avx512" on a CPU without it."""
+    """The kernels' explicit AVX-512 code ("avx512"), AVX2 code ("avx2"; kernels without any run
+    their portable code) or portable code ("portable"), where the CPU has it (else the test is
+    skipped); the widest again afterwards."""
     from fastnn import _core
-    if not _core.set_avx512(path == "avx512") and path == "avx512":
-        pytest.skip("no AVX-512 on this CPU")
+    if not _core.set_simd(path):
+        _core.set_simd("avx512")
+        pytest.skip(f"no {path} on this CPU")
     try:
         yield
     finally:
-        _core.set_avx512(True)
+        _core.set_simd("avx512")
 
 
 def with_layout(x, layout):

@@ -278,8 +278,8 @@ ENTRIES.update({
 })
 
 # public names of _core that take no arrays
-NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_avx512", "is_float_buffer",
-             "is_label_buffer", "SparseX", "TwoLayerWork"}
+NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_simd", "SIMD_PATHS",
+             "is_float_buffer", "is_label_buffer", "SparseX", "TwoLayerWork"}
 
 
 # --------------------------------------------------------------------------- corruptions

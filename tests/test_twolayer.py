@@ -308,11 +308,14 @@ def test_sparse_matmul_and_t_matmul_match_numpy(dtype, path, data):
 
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("h", [1, 7, 8, 9, 15, 16, 17, 50, 56, 63, 64, 65, 120, 127, 128, 129, 200])
+@pytest.mark.parametrize("h", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 47, 48, 49, 50, 56,
+                               63, 64, 65, 97, 120, 127, 128, 129, 200])
 @pytest.mark.parametrize("i", [40, 1100])
 def test_sparse_products_every_register_count(dtype, h, i, path):
-    # h up to 8 registers (64 float64, 128 float32) takes the AVX-512 register kernel, one case per
-    # register count, the last register masked unless h fills it; wider h the portable loop. Rows
+    # h up to 16 registers (128 float64, 256 float32) takes the AVX-512 register kernel, one case
+    # per register count, the last register masked unless h fills it; wider h the portable loop.
+    # The AVX2 kernel splits any h into column blocks of up to 6 registers (24 float64, 48
+    # float32), the last one's last register masked: one, two and more blocks, full or not. Rows
     # with an odd and an even number of nonzeros, and empty ones (the two accumulator sets).
     # i = 1100: W (i, h) is too big for the padded copy when h does not fill whole registers.
     rng = np.random.default_rng(h)

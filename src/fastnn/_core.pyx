@@ -36,8 +36,7 @@ PARALLEL_MIN = FASTNN_PARALLEL_MIN
 cdef extern from "fastnn.h" nogil:
     void fastnn_set_num_threads(int n)
     int fastnn_get_num_threads()
-    void fastnn_set_avx512(int on)
-    int fastnn_avx512()
+    int fastnn_set_simd(int level)
 
 def set_num_threads(int n):
     """Threads for the kernels' large inputs; 0 returns to the default: OMP_NUM_THREADS when it is
@@ -52,11 +51,17 @@ def get_num_threads():
     return fastnn_get_num_threads()
 
 
-def set_avx512(bint on):
-    """For the tests: on runs the explicit AVX-512 code where the CPU has it (the default), off
-    the portable code. Returns whether the AVX-512 code now runs."""
-    fastnn_set_avx512(on)
-    return bool(fastnn_avx512())
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def set_simd(str path):
+    """For the tests: the widest explicit vector code the kernels may run, "avx512" (the
+    default: the widest the CPU has), "avx2" or "portable" (none). Returns whether the CPU has it
+    (else the kernels run the widest narrower one it has)."""
+    if path not in SIMD_PATHS:
+        raise ValueError(f"path must be one of {', '.join(SIMD_PATHS)}, got {path!r}")
+    level = SIMD_PATHS.index(path)
+    return fastnn_set_simd(level) == level
 
 
 # ---------------------------------------------------------------------------- buffer checks
