@@ -391,6 +391,8 @@ def test_convnet_save_then_load(tmp_path):
     (["--model", "multilayer", "--init", "lecun"], ["--init", "lecun"]),
     (["--model", "multilayer", "--init", "-1"], ["--init"]),
     (["--init", "0.1", "--weight-init-std", "0.1"], ["--weight-init-std"]),
+    (["--model", "deep-convnet", "--weight-init-std", "0.1"], ["--weight-init-std 0.1", "he"]),
+    (["--model", "deep-convnet", "--init", "0.1"], ["--init 0.1", "he"]),
     (["--model", "multilayer", "--dropout", "1"], ["--dropout", "[0, 1)"]),
     (["--model", "multilayer", "--dropout", "nan"], ["--dropout"]),
     (["--model", "multilayer", "--weight-decay", "-0.5"], ["--weight-decay"]),

@@ -153,7 +153,7 @@ def register(subparsers):
                       "(sqrt(2/n), the book's 'relu') or xavier (sqrt(1/n), 'sigmoid'), n the "
                       "layer's input size (default 0.01, the book's; multilayer he; "
                       "deep-convnet is always he)")
-    init.add_argument("--weight-init-std", type=positive_float, dest="init", metavar="S",
+    init.add_argument("--weight-init-std", type=positive_float, metavar="S",
                       help="the same as --init S")
     data.add_argument("--batchnorm", action="store_true",
                       help="multilayer: batch normalization after every hidden Affine")
@@ -383,6 +383,8 @@ def _summary(run):
 
 def _resolve_args(parser, args):
     """Fill the defaults that depend on other options; parser.error on what cannot work."""
+    if args.weight_init_std is not None:  # the book's name for --init S (one or the other given)
+        args.init = args.weight_init_std
     convnet = args.model in CONVNETS
     if args.optimizer is None:
         args.optimizer = CONVNET_OPTIMIZER if convnet else "sgd"
@@ -437,7 +439,8 @@ def _resolve_convnet(parser, args):
                      f"hidden Affine layer (give its size)")
     if model == "deep-convnet":
         if args.init not in (None, "he"):
-            parser.error(f"--init {args.init}: DeepConvNet's initialisation is he (the book's)")
+            option = "--init" if args.weight_init_std is None else "--weight-init-std"
+            parser.error(f"{option} {args.init}: DeepConvNet's initialisation is he (the book's)")
         if args.grad == "numerical":
             parser.error("--grad numerical: DeepConvNet has no numerical_gradient (the book's "
                          "has none); --model simple-convnet has")
