@@ -858,6 +858,37 @@ def test_layouts_of_sgd_gradients(layout, tmp_path):
     assert_unchanged(freeze(g), before, "the gradient")
 
 
+def adam_updated(p, g):
+    fastnn.Adam(lr=0.1).update([p], [g])
+    fastnn.Adam(lr=0.1).update([p], [g])
+    return p
+
+
+@pytest.mark.parametrize("layout", WRITABLE_LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_layouts_of_adam_parameters(dtype, layout, tmp_path):
+    # the kernel takes C order only; any other writable layout takes NumPy's lines: same bits
+    p, contiguous = in_layout(scores((3, 4), dtype), layout, tmp_path)
+    g = scores((3, 4), dtype, scale=1.0)
+    same(np.asarray(adam_updated(p, g)), adam_updated(contiguous, g))
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+def test_layouts_of_adam_gradients(layout, tmp_path):
+    g, contiguous = in_layout(scores((3, 4)), layout, tmp_path)
+    before = freeze(g)
+    same(adam_updated(scores((3, 4)), g), adam_updated(scores((3, 4)), contiguous))
+    assert_unchanged(freeze(g), before, "the gradient")
+
+
+def test_adam_with_a_gradient_of_another_shape_names_both_and_writes_nothing():
+    p = scores((3, 4))
+    before = freeze(p)
+    with pytest.raises(ValueError, match=r"\(4,3\).*\(3,4\)|\(3,4\).*\(4,3\)"):
+        fastnn.Adam().update([p], [scores((4, 3))])
+    assert_unchanged(freeze(p), before, "the parameter")
+
+
 # --------------------------------------------------------------------------- STATE
 
 def test_twolayernet_failed_forward_leaves_no_stale_state():

@@ -275,6 +275,41 @@ def test_fuzz_sgd(p, g, lr):
         raise AssertionError("the gradient was changed")
 
 
+@FUZZ
+@given(p=arrays(FLOAT_DTYPES, max_dims=3), g=st.one_of(anything(max_int=10), st.just("like")),
+       lr=LEARNING_RATES, beta1=st.one_of(st.floats(0, 1), SCALARS),
+       beta2=st.one_of(st.floats(0, 1), SCALARS))
+def test_fuzz_adam(p, g, lr, beta1, beta2):
+    # Adam, as SGD, takes the reference's NumPy lines for what its kernel cannot take: the same
+    # exception type as the reference's, or the same bits of p, m and v after two updates. "like":
+    # a gradient of p's dtype and shape (p's values reversed), which the kernel takes
+    if isinstance(g, str):
+        g = np.ascontiguousarray(np.flip(p))
+    before = freeze(g)
+    expected, ref_error = p.copy(), None
+    expected.flags.writeable = p.flags.writeable
+    ref = fastnn.reference.Adam(lr=lr, beta1=beta1, beta2=beta2)
+    try:
+        for _ in range(2):
+            ref.update([expected], [g])
+    except Exception as error:  # noqa: BLE001 -- whatever NumPy raises
+        ref_error = next(kind for kind in (TypeError, ValueError, ArithmeticError, Exception)
+                         if isinstance(error, kind))
+    fast = fastnn.Adam(lr=lr, beta1=beta1, beta2=beta2)
+    try:
+        for _ in range(2):
+            fast.update([p], [g])
+    except Exception as error:  # noqa: BLE001
+        assert ref_error is not None and isinstance(error, ref_error), (error, ref_error)
+    else:
+        assert ref_error is None
+        for mine, theirs in ((p, expected), (fast.m[0], ref.m[0]), (fast.v[0], ref.v[0])):
+            if freeze(mine) != freeze(theirs):
+                raise AssertionError("Adam's update differs from the reference's")
+    if freeze(g) != before:
+        raise AssertionError("the gradient was changed")
+
+
 @st.composite
 def models(draw):
     inputs, hidden, outputs = (draw(st.integers(1, 6)) for _ in range(3))
