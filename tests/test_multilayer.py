@@ -127,6 +127,26 @@ def test_training_equals_reference(config, dtype, sparse, threads):
                       getattr(ref.layers[f"BatchNorm{idx}"], stat), dtype, stat)
 
 
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+def test_batch_sizes_in_turn_equal_reference(config, sparse):
+    # training batches between evaluations of more rows and of fewer (a search's epochs): the
+    # layers' scratch is shared by sizes up to 4x apart and remade beyond, never stale
+    kind, kwargs = CONFIGS[config]
+    rng = np.random.default_rng(3)
+    np.random.seed(4)
+    fast, ref = pair(kind, kwargs, [30, 12, 9, 7, 5], np.float64)
+    x, t = inputs(rng, 90, 30, sparse, np.float64), rng.integers(0, 5, 90)
+    for step, (batch, evaluated) in enumerate([(20, 80), (20, 20), (20, 5), (20, 90), (7, 3)]):
+        g_fast, g_ref = same_step(fast, ref, x[:batch], t[:batch], np.float64, seed=step)
+        for name in ref.params:
+            fast.params[name] -= 0.1 * g_fast[name]
+            ref.params[name] -= 0.1 * g_ref[name]
+        close(fast.predict(x[:evaluated]), ref.predict(x[:evaluated]), np.float64, "predict")
+        assert fast.accuracy(x[:evaluated], t[:evaluated]) == ref.accuracy(x[:evaluated],
+                                                                            t[:evaluated])
+
+
 @settings(max_examples=25, deadline=None)
 @given(config=st.sampled_from(list(CONFIGS)), hidden=st.lists(st.integers(1, 12), max_size=4),
        n=st.integers(1, 9), inp=st.integers(1, 20), out=st.integers(1, 6),

@@ -339,6 +339,29 @@ def test_sparse_products_every_register_count(dtype, h, i, path):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_one_sparse_x_refilled_with_other_batch_sizes(dtype):
+    # a fill of N rows reuses the buffers of one of N' rows, N <= N' <= 4 N (a search's batches of
+    # 100 and evaluations of 400): every product after each fill is that fill's, and a fill of
+    # other columns or dtype, or of more rows, or of far fewer, takes new buffers
+    rng = np.random.default_rng(7)
+    sx = _core.SparseX()
+    for n, i, kind in [(400, 30, dtype), (100, 30, dtype), (101, 30, dtype), (400, 30, dtype),
+                       (3, 30, dtype), (700, 30, dtype), (100, 31, dtype), (100, 31, np.float64),
+                       (100, 31, np.float32), (5, 31, np.float32)]:
+        x = mnist_like(rng, n, i, 0.3).astype(kind)
+        W, d = finite_weights(rng, (i, 9), kind), finite_weights(rng, (n, 9), kind)
+        out, dW = np.full((n, 9), np.nan, kind), np.full((i, 9), np.nan, kind)
+        assert sx.fill(x) == np.count_nonzero(x) and (sx.n, sx.inp) == (n, i)
+        _core.sparse_matmul(sx, W, out)
+        _core.sparse_t_matmul(sx, d, dW)
+        assert_matmul_close(out, x, W)
+        assert_matmul_close(dW, x.T, d)
+    with pytest.raises(ValueError, match="empty"):  # refused: the last fill stands
+        sx.fill(np.zeros((0, 31), np.float32))
+    assert (sx.n, sx.inp) == (5, 31)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("i", [1, 7, 8, 9, 16, 17, 33])
 def test_nan_in_x_gives_nan_rows_as_numpy(dtype, i):
     # NaN in x[r, c]: NumPy's x @ W is NaN in all of row r, x.T @ d in all of row c; -0.0 is a zero

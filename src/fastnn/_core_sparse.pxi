@@ -18,27 +18,31 @@ cdef extern from "fastnn.h" nogil:
 cdef class SparseX:
     """The nonzeros of a float (N, I) array, by rows and by columns, for sparse_matmul and
     sparse_t_matmul (csrc/sparse.c). Built only by fill(x) and opaque to Python, so the kernels
-    can trust every index in it; the next fill of the same shape and dtype reuses the buffers."""
+    can trust every index in it. A fill reuses the buffers of an earlier one of the same I and
+    dtype that had N' rows, N <= N' <= 4 N: a model's training batches and its evaluations of a
+    few times that many rows (a search's every epoch) share them instead of reallocating."""
     cdef readonly Py_ssize_t n, inp
     cdef readonly int typenum
     cdef readonly bint finite  # every nonzero of the last fill is finite
+    cdef Py_ssize_t held_n  # the rows the buffers have room for
     cdef cnp.ndarray rowptr, cols, vals, colptr, rows, cvals, bits
 
     def __init__(self):
-        self.n = self.inp = -1
+        self.n = self.inp = self.held_n = -1
 
     def fill(self, cnp.ndarray x not None):
         """Index the nonzeros of x (N, I); returns their count."""
         cdef int typenum = _float_array(x, "x")
         cdef Py_ssize_t n, inp
         n, inp = _rows(x, "x")
-        if (n, inp, typenum) != (self.n, self.inp, self.typenum):
+        if (inp, typenum) != (self.inp, self.typenum) or not n <= self.held_n <= 4 * n:
             self.rowptr, self.colptr = _empty(n + 1, cnp.NPY_INT64), _empty(inp + 1, cnp.NPY_INT64)
             size = n * inp + 16  # the vector compaction stores whole registers past the count
             self.cols, self.rows = _empty(size, cnp.NPY_INT64), _empty(size, cnp.NPY_INT64)
             self.vals, self.cvals = _empty(size, typenum), _empty(size, typenum)
             self.bits = _empty((n + 63) // 64 * inp, cnp.NPY_UINT64)  # a bit per element of x
-            self.n, self.inp, self.typenum = n, inp, typenum
+            self.held_n, self.inp, self.typenum = n, inp, typenum
+        self.n = n
         cdef void *px = cnp.PyArray_DATA(x)
         cdef int64_t *pr = <int64_t *> cnp.PyArray_DATA(self.rowptr)
         cdef int64_t *pc = <int64_t *> cnp.PyArray_DATA(self.cols)

@@ -10,6 +10,7 @@ new arrays, which fastnn never writes again.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,12 +47,20 @@ def _entry(listname, index, doc):
 # public method.
 
 def _scratch(layer, name, shape, dtype):
-    """The layer's own buffer `name` of the given shape and dtype."""
+    """The layer's own buffer `name`, as an array of the given shape and dtype. Made again only
+    when it has less room than the shape needs or more than four times that: a model's training
+    batches and its evaluations of a few times as many rows share one buffer."""
     work = layer.__dict__.setdefault("_work", {})
-    a = work.get(name)
-    if a is None or a.shape != shape or a.dtype != dtype:
-        a = work[name] = np.empty(shape, dtype)
-    return a
+    held = work.get(name)  # (the flat buffer, its last view)
+    if held is not None and held[1].shape == shape and held[1].dtype == dtype:
+        return held[1]
+    size = math.prod(shape)
+    buffer = held[0] if held is not None else None
+    if buffer is None or buffer.dtype != dtype or not size <= buffer.size <= 4 * size:
+        buffer = np.empty(size, dtype)
+    view = buffer[:size].reshape(shape)
+    work[name] = buffer, view
+    return view
 
 
 class Affine:
