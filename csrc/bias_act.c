@@ -12,7 +12,7 @@
 
 /* a (n, h) <- act(a + b): the hidden layer's bias add and activation in one pass */
 static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, ptrdiff_t hi,
-                                        ptrdiff_t h, int relu, int avx512)
+                                        ptrdiff_t h, int relu, int simd)
 {
     for (ptrdiff_t i = lo; i < hi; i++) {
         real *row = a + i * h;
@@ -20,20 +20,20 @@ static FASTNN_CLONES void bias_act_rows(real *a, const real *b, ptrdiff_t lo, pt
             for (ptrdiff_t j = 0; j < h; j++)
                 row[j] = relu_of(row[j] + b[j]);
         else
-            vsigmoid_span(row, b, row, h, avx512);
+            vsigmoid_span(row, b, row, h, simd);
     }
 }
 
 void FN(bias_act_forward)(real *a, const real *b, ptrdiff_t n, ptrdiff_t h, int relu)
 {
     int nt = n * h >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    int avx512 = fastnn_avx512();
+    int simd = simd_level();
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int k = 0; k < nt; k++) {
         ptrdiff_t lo, hi;
         thread_block(k, nt, n, &lo, &hi);
         if (lo < hi)
-            bias_act_rows(a, b, lo, hi, h, relu, avx512);
+            bias_act_rows(a, b, lo, hi, h, relu, simd);
     }
 }
 

@@ -4,7 +4,7 @@
  * outputs do not overlap inputs except that dx may be dout.
  *
  * Forward: vsigmoid_span (vexp.h), stable for every input: nothing can overflow,
- * sigmoid(-1000) == 0.0, NaN gives NaN; on AVX-512 machines an explicit vector loop.
+ * sigmoid(-1000) == 0.0, NaN gives NaN; on AVX-512 and AVX2 machines an explicit vector loop.
  * Backward: dx = dout * (1 - out) * out, the book's order of operations.
  */
 #include "fastnn.h"
@@ -12,9 +12,9 @@
 
 /* a cloned function around vsigmoid_span, so that its portable loop gets the wide vector paths
    (OpenMP's outlined loop below is not cloned) */
-static FASTNN_CLONES void sigmoid_forward_span(const real *x, real *y, ptrdiff_t n, int avx512)
+static FASTNN_CLONES void sigmoid_forward_span(const real *x, real *y, ptrdiff_t n, int simd)
 {
-    vsigmoid_span(x, NULL, y, n, avx512);
+    vsigmoid_span(x, NULL, y, n, simd);
 }
 
 static FASTNN_CLONES void sigmoid_backward_span(const real *dout, const real *restrict out, real *dx,
@@ -27,12 +27,12 @@ static FASTNN_CLONES void sigmoid_backward_span(const real *dout, const real *re
 void FN(sigmoid_forward)(const real *x, real *y, ptrdiff_t n)
 {
     int nt = n >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    int avx512 = fastnn_avx512();
+    int simd = simd_level();
     ptrdiff_t nchunks = (n + FASTNN_CHUNK - 1) / FASTNN_CHUNK;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         ptrdiff_t lo = c * FASTNN_CHUNK, len = n - lo < FASTNN_CHUNK ? n - lo : FASTNN_CHUNK;
-        sigmoid_forward_span(x + lo, y + lo, len, avx512);
+        sigmoid_forward_span(x + lo, y + lo, len, simd);
     }
 }
 

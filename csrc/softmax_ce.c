@@ -138,14 +138,43 @@ __attribute__((target("avx512f"))) static real exp_row_next_max_avx512(const rea
 }
 #endif
 
+#ifdef FASTNN_AVX2
+/* The same with AVX2. The last register's masked-out lanes load as 0 and must not reach the
+ * max: the blend keeps acc there. */
+__attribute__((target("avx2,fma"))) static real exp_row_next_max_avx2(const real *x, real shift,
+                                                                    real *y, ptrdiff_t n,
+                                                                    const real *next)
+{
+    yreal s = Y(set1)(shift), acc = Y(set1)(-INFINITY);
+    ptrdiff_t j = 0;
+    for (; j + YLANES <= n; j += YLANES) {
+        acc = Y(max)(Y(loadu)(next + j), acc);
+        Y(storeu)(y + j, vexp_avx2(Y(sub)(Y(loadu)(x + j), s)));
+    }
+    if (j < n) {
+        __m256i m = ylanes_below(n - j);
+        acc = Y(blendv)(acc, Y(max)(Y(maskload)(next + j, m), acc), Y(castsi256)(m));
+        Y(maskstore)(y + j, m, vexp_avx2(Y(sub)(Y(maskload)(x + j, m), s)));
+    }
+    real lanes[YLANES];
+    Y(storeu)(lanes, acc);
+    real mx = lanes[0];
+    for (int l = 1; l < YLANES; l++)
+        mx = lanes[l] > mx ? lanes[l] : mx;
+    return mx;
+}
+#endif
+
 static inline real exp_row_next_max(const real *x, real shift, real *y, ptrdiff_t n,
-                                    const real *next, int avx512)
+                                    const real *next, int simd)
 {
 #ifdef FASTNN_AVX512
-    if (avx512)
+    if (simd == SIMD_AVX512)
         return exp_row_next_max_avx512(x, shift, y, n, next);
+    if (simd == SIMD_AVX2)
+        return exp_row_next_max_avx2(x, shift, y, n, next);
 #endif
-    vexp_span(x, shift, y, n, avx512);
+    vexp_span(x, shift, y, n, simd);
     return row_max(next, n);
 }
 
@@ -157,7 +186,7 @@ static inline real exp_row_next_max(const real *x, real shift, real *y, ptrdiff_
 
 /* rows [lo, hi): fills y, returns the sum of the rows' losses */
 static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const int64_t *t, real *y,
-                                         ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c, int avx512)
+                                         ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t c, int simd)
 {
     ptrdiff_t rows_per_block = c >= BLOCK ? 1 : BLOCK / c;
     double total = 0;
@@ -182,15 +211,15 @@ static FASTNN_CLONES double forward_rows(const real *x, const real *bias, const 
             real m = have_next_max ? next_max : row_max(xi, c);
             have_next_max = 0;
             if (bias || i + 1 == hi) /* long rows: subtract and exp in one pass */
-                vexp_span(xi, m, yi, c, avx512);
+                vexp_span(xi, m, yi, c, simd);
             else { /* and the next row's max with it (its logits are x's row) */
-                next_max = exp_row_next_max(xi, m, yi, c, xi + c, avx512);
+                next_max = exp_row_next_max(xi, m, yi, c, xi + c, simd);
                 have_next_max = 1;
             }
         }
         real *yb = y + b * c;
         if (c < LONG_ROW) /* short rows: one exp sweep over the block, without a tail per row */
-            vexp_span(yb, 0, yb, (e - b) * c, avx512);
+            vexp_span(yb, 0, yb, (e - b) * c, simd);
         double guarded[BLOCK]; /* y[i, t_i] + 1e-7, then its log: one vector loop for the block */
         for (ptrdiff_t i = b; i < e; i++) {
             real *yi = y + i * c;
@@ -212,14 +241,14 @@ ptrdiff_t FN(softmax_ce_forward)(const real *x, const real *bias, const int64_t 
     if (bad >= 0)
         return bad;
     int nt = n * c >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    int avx512 = fastnn_avx512();
+    int simd = simd_level();
     double total = 0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : total) if (nt > 1)
     for (int b = 0; b < nt; b++) {
         ptrdiff_t lo, hi;
         thread_block(b, nt, n, &lo, &hi);
         if (lo < hi)
-            total += forward_rows(x, bias, t, y, lo, hi, c, avx512);
+            total += forward_rows(x, bias, t, y, lo, hi, c, simd);
     }
     *loss = total / (double)n;
     return FASTNN_OK;

@@ -13,9 +13,10 @@
  * Where the time goes at the book's sizes (64-50-10, batch 100): two products with x of 64 x 50
  * per row, the sigmoid, and three small products. The rows of the matrices are padded to whole
  * 64-byte registers (ldh = hid rounded up, ldo = out rounded up), the padding kept zero in W1, b1,
- * W2, b2 and in every gradient, so each row operation is a few whole registers: with AVX-512 an
- * output row is summed in registers and stored once. x's zeros are skipped in the two products
- * with x (the digits are about half zeros): each batch row is compacted to its nonzeros first.
+ * W2, b2 and in every gradient, so each row operation is a few whole registers: with AVX-512 or
+ * AVX2 an output row is summed in registers and stored once. x's zeros are skipped in the two
+ * products with x (the digits are about half zeros): each batch row is compacted to its nonzeros
+ * first.
  * Skipping is only what a dense product computes when the other factor is finite (0 * inf = NaN):
  * a step whose W1 or dz1 is not finite uses every element of x.
  *
@@ -49,6 +50,9 @@ struct work {
     real *cvals;                   /* the same nonzeros column by column (CSC) */
     int32_t *crows;                /* their rows */
     int64_t *colptr;               /* in + 1 */
+    int simd;                      /* simd_level() (vexp.h) */
+    int regs;                      /* the register kernels' path: simd when a row of z is at most
+                                      512 bytes and one of y 128, else SIMD_PORTABLE */
 };
 
 static ptrdiff_t carve(struct work *w, char *base, ptrdiff_t rows, ptrdiff_t in, ptrdiff_t hid,
@@ -100,6 +104,9 @@ static int open_work(struct work *w, void *work, ptrdiff_t bytes, ptrdiff_t rows
     if (carve(w, NULL, rows, in, hid, out) + (base - (char *)work) > bytes)
         return 0;
     carve(w, base, rows, in, hid, out);
+    w->simd = simd_level();
+    int fit = w->ldh * (ptrdiff_t)sizeof(real) <= 512 && w->ldo * (ptrdiff_t)sizeof(real) <= 128;
+    w->regs = fit ? w->simd : SIMD_PORTABLE;
     return 1;
 }
 
@@ -149,7 +156,7 @@ static FASTNN_CLONES void compact_rows_plain(const struct work *w, const real *x
 /* ------------------------------------------------------------------ forward */
 
 /* z rows [0, n) <- act(x W1 + b1) from the compacted rows */
-static FASTNN_CLONES void hidden_forward(const struct work *w, ptrdiff_t n, int relu, int avx512)
+static FASTNN_CLONES void hidden_forward(const struct work *w, ptrdiff_t n, int relu)
 {
     ptrdiff_t ldh = w->ldh;
     for (ptrdiff_t r = 0; r < n; r++) {
@@ -166,7 +173,7 @@ static FASTNN_CLONES void hidden_forward(const struct work *w, ptrdiff_t n, int 
             for (ptrdiff_t j = 0; j < ldh; j++)
                 zr[j] = relu_of(zr[j] + w->b1[j]);
         else
-            vsigmoid_span(zr, w->b1, zr, ldh, avx512);
+            vsigmoid_span(zr, w->b1, zr, ldh, w->simd);
     }
 }
 
@@ -506,22 +513,350 @@ __attribute__((target("avx512f"))) static double softmax_ce_avx512(const struct 
 {
     return w->ldo == VLANES ? softmax_ce_regs(w, t, idx, n, 1) : softmax_ce_regs(w, t, idx, n, 2);
 }
+#endif
 
-static int regs_fit(const struct work *w)
+#ifdef FASTNN_AVX2
+/* The AVX2 register kernels, for the same sizes as the AVX-512 ones (rows of z of up to 512
+ * bytes, of y up to 128). There are 16 registers of 256 bits, not 32 of 512: a row of z (14
+ * registers for 50 doubles) is summed in column blocks of up to 8 registers, one set each (the
+ * AVX-512 kernels' alternate sets would not fit); the blocks are the outer loop, so the rows of
+ * W1 or dz1 they read at random stay in cache. Loads of the padded rows are aligned. */
+
+/* a row of ldh in column blocks of this many registers (1..8; ldh / YLANES is even) */
+static inline int block_regs(ptrdiff_t ldh)
 {
-    return w->ldh <= 8 * VLANES && w->ldo <= 2 * VLANES && fastnn_avx512();
+    ptrdiff_t nv = ldh / YLANES;
+    return (int)(nv <= 8 ? nv : nv / 2);
+}
+
+/* acc[v], v < nb: the sum over q in [q0, q1) of a[q] times register v of the row
+ * rows + (idx ? idx[q] : q) * ld */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+sum_rows_avx2(yreal *acc, const real *a, const int32_t *idx, int64_t q0, int64_t q1,
+              const real *rows, ptrdiff_t ld, const int nb)
+{
+#pragma GCC unroll 8
+    for (int v = 0; v < nb; v++)
+        acc[v] = Y(setzero)();
+    for (int64_t q = q0; q < q1; q++) {
+        const real *row = rows + (idx ? (ptrdiff_t)idx[q] : (ptrdiff_t)q) * ld;
+        yreal c = Y(set1)(a[q]);
+#pragma GCC unroll 8
+        for (int v = 0; v < nb; v++)
+            acc[v] = Y(fmadd)(c, Y(load)(row + v * YLANES), acc[v]);
+    }
+}
+
+/* ReLU as relu_of: the lanes that are not <= 0 (NaN included) kept, the others +0 */
+__attribute__((target("avx2,fma"), always_inline)) static inline yreal relu_avx2(yreal a)
+{
+    return Y(and)(Y(cmp)(a, Y(setzero)(), _CMP_NLE_UQ), a);
+}
+
+/* hidden_forward with nb registers a block: bias and activation in registers, one store */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+hidden_forward_regs2(const struct work *w, ptrdiff_t n, int relu, const int nb)
+{
+    ptrdiff_t ldh = w->ldh;
+    for (ptrdiff_t j0 = 0; j0 < ldh; j0 += nb * YLANES)
+        for (ptrdiff_t r = 0; r < n; r++) {
+            yreal acc[8];
+            sum_rows_avx2(acc, w->vals, w->cols, w->rowptr[r], w->rowptr[r + 1], w->W1 + j0, ldh,
+                          nb);
+            real *zr = w->z + r * ldh + j0;
+#pragma GCC unroll 8
+            for (int v = 0; v < nb; v++) {
+                yreal a = Y(add)(acc[v], Y(load)(w->b1 + j0 + v * YLANES));
+                Y(store)(zr + v * YLANES, relu ? relu_avx2(a) : vsigmoid_avx2(a));
+            }
+        }
+}
+
+/* gW1 = x^T dz1 from the nonzeros by columns, nb registers a block */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+input_grad_regs2(const struct work *w, const int nb)
+{
+    ptrdiff_t ldh = w->ldh;
+    for (ptrdiff_t j0 = 0; j0 < ldh; j0 += nb * YLANES)
+        for (ptrdiff_t i = 0; i < w->in; i++) {
+            yreal acc[8];
+            sum_rows_avx2(acc, w->cvals, w->crows, w->colptr[i], w->colptr[i + 1], w->dz + j0,
+                          ldh, nb);
+            real *g = w->gW1 + i * ldh + j0;
+#pragma GCC unroll 8
+            for (int v = 0; v < nb; v++)
+                Y(store)(g + v * YLANES, acc[v]);
+        }
+}
+
+/* y rows [0, n) <- z1 W2, 8 / no rows at a time (no = ldo / YLANES registers a row: 2 or 4),
+ * W2's row j loaded once for all of them. Rows past n repeat row n - 1 and are not stored. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+scores_regs2(const struct work *w, ptrdiff_t n, const int no)
+{
+    const int R = 8 / no;
+    ptrdiff_t ldh = w->ldh, ldo = w->ldo, hid = w->hid;
+    for (ptrdiff_t r = 0; r < n; r += R) {
+        const real *z[4];
+        yreal acc[4][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            z[i] = w->z + (r + i < n ? r + i : n - 1) * ldh;
+#pragma GCC unroll 4
+            for (int v = 0; v < no; v++)
+                acc[i][v] = Y(setzero)();
+        }
+        for (ptrdiff_t j = 0; j < hid; j++) {
+            yreal wj[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < no; v++)
+                wj[v] = Y(load)(w->W2 + j * ldo + v * YLANES);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                yreal c = Y(set1)(z[i][j]);
+#pragma GCC unroll 4
+                for (int v = 0; v < no; v++)
+                    acc[i][v] = Y(fmadd)(c, wj[v], acc[i][v]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+            if (r + i < n)
+#pragma GCC unroll 4
+                for (int v = 0; v < no; v++)
+                    Y(store)(w->y + (r + i) * ldo + v * YLANES, acc[i][v]);
+    }
+}
+
+/* gW2 = z1^T dy, 8 / no rows of gW2 at a time (j + R <= ldh: R divides PAD, which divides
+ * ldh; the rows past hid are not stored); dz1 = dy W2^T, nb registers a block */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+output_grads_regs2(const struct work *w, ptrdiff_t n, const int no, const int nb)
+{
+    const int R = 8 / no;
+    ptrdiff_t ldh = w->ldh, ldo = w->ldo, hid = w->hid, out = w->out;
+    for (ptrdiff_t j = 0; j < hid; j += R) {
+        yreal acc[4][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < no; v++)
+                acc[i][v] = Y(setzero)();
+        for (ptrdiff_t r = 0; r < n; r++) {
+            const real *zr = w->z + r * ldh + j;
+            yreal dy[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < no; v++)
+                dy[v] = Y(load)(w->y + r * ldo + v * YLANES);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                yreal c = Y(set1)(zr[i]);
+#pragma GCC unroll 4
+                for (int v = 0; v < no; v++)
+                    acc[i][v] = Y(fmadd)(c, dy[v], acc[i][v]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+            if (j + i < hid)
+#pragma GCC unroll 4
+                for (int v = 0; v < no; v++)
+                    Y(store)(w->gW2 + (j + i) * ldo + v * YLANES, acc[i][v]);
+    }
+    for (ptrdiff_t j0 = 0; j0 < ldh; j0 += nb * YLANES)
+        for (ptrdiff_t r = 0; r < n; r++) {
+            yreal acc[8];
+            sum_rows_avx2(acc, w->y + r * ldo, NULL, 0, out, w->W2T + j0, ldh, nb);
+#pragma GCC unroll 8
+            for (int v = 0; v < nb; v++)
+                Y(store)(w->dz + r * ldh + j0 + v * YLANES, acc[v]);
+        }
+}
+
+/* softmax_ce for rows of no = ldo / YLANES registers, as softmax_ce_regs: the padding lanes
+ * (whose exp may be anything, inf included) cleared by a mask before the sum */
+__attribute__((target("avx2,fma"), always_inline)) static inline double
+softmax_ce_regs2(const struct work *w, const int64_t *t, const int64_t *idx, ptrdiff_t n,
+                 const int no)
+{
+    ptrdiff_t ldo = w->ldo, out = w->out;
+    real scale = (real)(1.0 / (double)n);
+    yreal lanes[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < no; v++)
+        lanes[v] = Y(castsi256)(ylanes_below(out - v * YLANES));
+    double total = 0;
+    for (ptrdiff_t r = 0; r < n; r++) {
+        real *yr = w->y + r * ldo;
+        yreal y[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < no; v++)
+            y[v] = Y(add)(Y(load)(yr + v * YLANES), Y(load)(w->b2 + v * YLANES));
+        /* the max as softmax_ce.c takes it: NaN never wins (the NaN still reaches the sum) */
+        real mx = yr[0] + w->b2[0];
+        for (ptrdiff_t k = 1; k < out; k++) {
+            real v = yr[k] + w->b2[k];
+            mx = v > mx ? v : mx;
+        }
+        yreal sum = Y(setzero)();
+#pragma GCC unroll 4
+        for (int v = 0; v < no; v++) {
+            y[v] = Y(and)(lanes[v], vexp_avx2(Y(sub)(y[v], Y(set1)(mx))));
+            sum = Y(add)(sum, y[v]);
+        }
+        real part[YLANES], s = 0;
+        Y(storeu)(part, sum);
+        for (int l = 0; l < YLANES; l++)
+            s += part[l];
+        yreal inv = Y(set1)(1 / s);
+#pragma GCC unroll 4
+        for (int v = 0; v < no; v++)
+            Y(store)(yr + v * YLANES, Y(mul)(y[v], inv));
+        int64_t label = t[idx[r]];
+        real at_label = yr[label];
+        total -= vlog((double)at_label + 1e-7);
+#pragma GCC unroll 4
+        for (int v = 0; v < no; v++)
+            Y(store)(yr + v * YLANES, Y(mul)(Y(load)(yr + v * YLANES), Y(set1)(scale)));
+        yr[label] = (at_label - 1) * scale;
+    }
+    return total / (double)n;
+}
+
+/* compress4[k]: the lane indices that pack the lanes set in the 4-bit mask k to the front, as
+ * 32-bit lanes (a permutevar index) and, for doubles, as pairs of them (permutevar8x32) */
+static const int32_t compress4[16][4] __attribute__((aligned(16))) = {
+    {0, 0, 0, 0}, {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {2, 0, 0, 0}, {0, 2, 0, 0},
+    {1, 2, 0, 0}, {0, 1, 2, 0}, {3, 0, 0, 0}, {0, 3, 0, 0}, {1, 3, 0, 0}, {0, 1, 3, 0},
+    {2, 3, 0, 0}, {0, 2, 3, 0}, {1, 2, 3, 0}, {0, 1, 2, 3}};
+#ifndef FASTNN_REAL_F32
+static const int32_t compress4_pairs[16][8] __attribute__((aligned(32))) = {
+    {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1, 0, 1, 0, 1, 0, 1}, {2, 3, 0, 1, 0, 1, 0, 1},
+    {0, 1, 2, 3, 0, 1, 0, 1}, {4, 5, 0, 1, 0, 1, 0, 1}, {0, 1, 4, 5, 0, 1, 0, 1},
+    {2, 3, 4, 5, 0, 1, 0, 1}, {0, 1, 2, 3, 4, 5, 0, 1}, {6, 7, 0, 1, 0, 1, 0, 1},
+    {0, 1, 6, 7, 0, 1, 0, 1}, {2, 3, 6, 7, 0, 1, 0, 1}, {0, 1, 2, 3, 6, 7, 0, 1},
+    {4, 5, 6, 7, 0, 1, 0, 1}, {0, 1, 4, 5, 6, 7, 0, 1}, {2, 3, 4, 5, 6, 7, 0, 1},
+    {0, 1, 2, 3, 4, 5, 6, 7}};
+#endif
+
+/* The AVX2 compact_rows, 4 elements at a time: a compare and a movemask give the nonzero lanes,
+ * a permute from the table packs them and their columns to the front, full stores write them at
+ * m (the lanes past the count are overwritten next or never read; the stores end by the row's
+ * end, inside vals and cols) */
+__attribute__((target("avx2,fma"))) static void compact_rows_avx2(const struct work *w,
+                                                                 const real *x, const int64_t *idx,
+                                                                 ptrdiff_t first, ptrdiff_t n,
+                                                                 int dense)
+{
+    int64_t m = 0;
+    ptrdiff_t in = w->in;
+    const __m128i step = _mm_set1_epi32(4);
+    for (ptrdiff_t r = 0; r < n; r++) {
+        const real *xr = x + (idx ? idx[r] : first + r) * in;
+        if (idx && r + 4 < n) /* the rows are drawn at random: fetch ahead */
+            for (ptrdiff_t i = 0; i < in; i += 64 / (ptrdiff_t)sizeof(real))
+                __builtin_prefetch(x + idx[r + 4] * in + i);
+        w->rowptr[r] = m;
+        ptrdiff_t i = 0;
+        __m128i col = _mm_setr_epi32(0, 1, 2, 3);
+        for (; i + 4 <= in; i += 4, col = _mm_add_epi32(col, step)) {
+#ifdef FASTNN_REAL_F32
+            __m128 v = _mm_loadu_ps(xr + i);
+            int k = dense ? 15 : _mm_movemask_ps(_mm_cmp_ps(v, _mm_setzero_ps(), _CMP_NEQ_UQ));
+            __m128i perm = _mm_load_si128((const __m128i *)compress4[k]);
+            _mm_storeu_ps(w->vals + m, _mm_permutevar_ps(v, perm));
+#else
+            __m256d v = _mm256_loadu_pd(xr + i);
+            int k = dense ? 15 : _mm256_movemask_pd(_mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ));
+            __m128i perm = _mm_load_si128((const __m128i *)compress4[k]);
+            __m256i pairs = _mm256_load_si256((const __m256i *)compress4_pairs[k]);
+            _mm256_storeu_pd(w->vals + m,
+                             _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), pairs)));
+#endif
+            _mm_storeu_si128((__m128i *)(w->cols + m),
+                             _mm_castps_si128(_mm_permutevar_ps(_mm_castsi128_ps(col), perm)));
+            m += __builtin_popcount((unsigned)k);
+        }
+        for (; i < in; i++) {
+            w->cols[m] = (int32_t)i;
+            w->vals[m] = xr[i];
+            m += dense | (xr[i] != 0);
+        }
+    }
+    w->rowptr[n] = m;
+}
+
+__attribute__((target("avx2,fma"))) static void hidden_forward_avx2(const struct work *w,
+                                                                   ptrdiff_t n, int relu)
+{
+    switch (block_regs(w->ldh)) {
+#define CASE(nb)                                                                                     \
+    case nb:                                                                                         \
+        hidden_forward_regs2(w, n, relu, nb);                                                        \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void input_grad_avx2(const struct work *w)
+{
+    switch (block_regs(w->ldh)) {
+#define CASE(nb)                                                                                     \
+    case nb:                                                                                         \
+        input_grad_regs2(w, nb);                                                                     \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void scores_avx2(const struct work *w, ptrdiff_t n)
+{
+    if (w->ldo == 2 * YLANES)
+        scores_regs2(w, n, 2);
+    else
+        scores_regs2(w, n, 4);
+}
+
+__attribute__((target("avx2,fma"))) static void output_grads_avx2(const struct work *w,
+                                                                 ptrdiff_t n)
+{
+    switch (block_regs(w->ldh) * 2 + (w->ldo == 2 * YLANES ? 0 : 1)) {
+#define CASE(nb)                                                                                     \
+    case 2 * nb:                                                                                     \
+        output_grads_regs2(w, n, 2, nb);                                                             \
+        break;                                                                                       \
+    case 2 * nb + 1:                                                                                 \
+        output_grads_regs2(w, n, 4, nb);                                                             \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+
+__attribute__((target("avx2,fma"))) static double softmax_ce_avx2(const struct work *w,
+                                                                 const int64_t *t,
+                                                                 const int64_t *idx, ptrdiff_t n)
+{
+    return w->ldo == 2 * YLANES ? softmax_ce_regs2(w, t, idx, n, 2)
+                                : softmax_ce_regs2(w, t, idx, n, 4);
 }
 #endif
 
 static void forward_hidden(const struct work *w, ptrdiff_t n, int relu)
 {
 #ifdef FASTNN_AVX512
-    if (regs_fit(w)) {
+    if (w->regs == SIMD_AVX512) {
         hidden_forward_avx512(w, n, relu);
         return;
     }
+    if (w->regs == SIMD_AVX2) {
+        hidden_forward_avx2(w, n, relu);
+        return;
+    }
 #endif
-    hidden_forward(w, n, relu, fastnn_avx512());
+    hidden_forward(w, n, relu);
 }
 
 /* y rows [0, n) <- z1 W2 (without b2: the softmax adds it, as the per-step path) */
@@ -675,9 +1010,14 @@ static void by_columns(const struct work *w, ptrdiff_t n)
 static void input_gradient(const struct work *w, ptrdiff_t n)
 {
 #ifdef FASTNN_AVX512
-    if (regs_fit(w)) {
+    if (w->regs == SIMD_AVX512) {
         by_columns(w, n);
         input_grad_avx512(w, n);
+        return;
+    }
+    if (w->regs == SIMD_AVX2) {
+        by_columns(w, n);
+        input_grad_avx2(w);
         return;
     }
 #endif
@@ -689,8 +1029,12 @@ static void compact_rows(const struct work *w, const real *x, const int64_t *idx
                          ptrdiff_t n, int dense)
 {
 #ifdef FASTNN_AVX512
-    if (fastnn_avx512()) {
+    if (w->simd == SIMD_AVX512) {
         compact_rows_avx512(w, x, idx, first, n, dense);
+        return;
+    }
+    if (w->simd == SIMD_AVX2) {
+        compact_rows_avx2(w, x, idx, first, n, dense);
         return;
     }
 #endif
@@ -700,8 +1044,12 @@ static void compact_rows(const struct work *w, const real *x, const int64_t *idx
 static void scores(const struct work *w, ptrdiff_t n)
 {
 #ifdef FASTNN_AVX512
-    if (regs_fit(w)) {
+    if (w->regs == SIMD_AVX512) {
         scores_avx512(w, n);
+        return;
+    }
+    if (w->regs == SIMD_AVX2) {
+        scores_avx2(w, n);
         return;
     }
 #endif
@@ -719,8 +1067,12 @@ static void output_grads(const struct work *w, ptrdiff_t n)
     for (ptrdiff_t k = 0; k < w->ldo; k++)
         w->gb2[k] = (real)w->acc2[k];
 #ifdef FASTNN_AVX512
-    if (regs_fit(w)) {
+    if (w->regs == SIMD_AVX512) {
         output_grads_avx512(w, n);
+        return;
+    }
+    if (w->regs == SIMD_AVX2) {
+        output_grads_avx2(w, n);
         return;
     }
 #endif
@@ -730,8 +1082,10 @@ static void output_grads(const struct work *w, ptrdiff_t n)
 static double softmax_ce(const struct work *w, const int64_t *t, const int64_t *idx, ptrdiff_t n)
 {
 #ifdef FASTNN_AVX512
-    if (regs_fit(w))
+    if (w->regs == SIMD_AVX512)
         return softmax_ce_avx512(w, t, idx, n);
+    if (w->regs == SIMD_AVX2)
+        return softmax_ce_avx2(w, t, idx, n);
 #endif
     return softmax_ce_rows(w, t, idx, n);
 }

@@ -78,8 +78,8 @@ static inline double vexp(double x)
 
 #endif
 
-/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed). With AVX-512 (avx512 = fastnn_avx512()), an explicit vector loop: the same reduction
- * and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef, which
+/* vexp_span: y[j] = exp(x[j] - shift) for j < n (x == y allowed). With AVX-512, an explicit
+ * vector loop: the same reduction and polynomial as vexp, but k = round(x / ln 2) by vrndscale and the 2^k by vscalef, which
  * rounds a subnormal result once and overflows to inf by itself: 0.63 instead of 0.84 ns per
  * double here. Clamps by max(lo, x) and min(hi, x), which return x when x is NaN. */
 #ifdef FASTNN_AVX512
@@ -152,6 +152,128 @@ __attribute__((target("avx512f"))) static inline void vsigmoid_span_avx512(const
 }
 #endif
 
+#ifdef FASTNN_AVX2
+/* The AVX2 vexp: vexp's reduction, k read from the bits of x/ln2 + 1.5*2^52 (AVX2 has no
+ * double-to-int64 conversion) and 2^k applied as the two factors 2^(k/2), 2^(k - k/2) (AVX2 has
+ * no vscalef), with the AVX-512 polynomials. The clamps return x for a NaN x (max and min return
+ * their second operand then); the NaN reaches p, and NaN times any factor is NaN. */
+__attribute__((target("avx2,fma"), always_inline)) static inline yreal vexp_avx2(yreal x)
+{
+#ifdef FASTNN_REAL_F32
+    const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+    x = Y(min)(Y(set1)(89.0f), Y(max)(Y(set1)(-104.0f), x));
+    __m256 kd = Y(fmadd)(x, Y(set1)(0x1.715476p+0f), shift);
+    __m256i k = _mm256_sub_epi32(_mm256_castps_si256(kd), _mm256_castps_si256(shift));
+    kd = Y(sub)(kd, shift);
+    yreal r = Y(fnmadd)(kd, Y(set1)(0x1.62e400p-1f), x);
+    r = Y(fnmadd)(kd, Y(set1)(0x1.7f7d1cp-20f), r);
+    yreal p = Y(set1)(1.0f / 5040.0f);
+    p = Y(fmadd)(p, r, Y(set1)(1.0f / 720.0f));
+    p = Y(fmadd)(p, r, Y(set1)(1.0f / 120.0f));
+    p = Y(fmadd)(p, r, Y(set1)(1.0f / 24.0f));
+    p = Y(fmadd)(p, r, Y(set1)(1.0f / 6.0f));
+    p = Y(fmadd)(p, r, Y(set1)(0.5f));
+    p = Y(fmadd)(p, r, Y(set1)(1.0f));
+    p = Y(fmadd)(p, r, Y(set1)(1.0f));
+    __m256i k1 = _mm256_srai_epi32(k, 1), k2 = _mm256_sub_epi32(k, k1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    yreal f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    yreal f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+#else
+    const __m256d shift = _mm256_set1_pd(0x1.8p52);
+    x = Y(min)(Y(set1)(710.0), Y(max)(Y(set1)(-746.0), x));
+    __m256d kd = Y(fmadd)(x, Y(set1)(0x1.71547652b82fep+0), shift);
+    __m256i k = _mm256_sub_epi64(_mm256_castpd_si256(kd), _mm256_castpd_si256(shift));
+    kd = Y(sub)(kd, shift);
+    yreal r = Y(fnmadd)(kd, Y(set1)(0x1.62e42fee00000p-1), x);
+    r = Y(fnmadd)(kd, Y(set1)(0x1.a39ef35793c76p-33), r);
+    yreal r2 = Y(mul)(r, r), r4 = Y(mul)(r2, r2);
+#define PAIR(c0, c1) Y(fmadd)(r, Y(set1)(c1), Y(set1)(c0))
+    yreal p23 = PAIR(1.0 / 2, 1.0 / 6), p45 = PAIR(1.0 / 24, 1.0 / 120);
+    yreal p67 = PAIR(1.0 / 720, 1.0 / 5040), p89 = PAIR(1.0 / 40320, 1.0 / 362880);
+    yreal p1011 = PAIR(1.0 / 3628800, 1.0 / 39916800);
+    yreal p1213 = PAIR(1.0 / 479001600, 1.0 / 6227020800.0);
+#undef PAIR
+    yreal p4_7 = Y(fmadd)(r2, p67, p45);
+    yreal p8_13 = Y(fmadd)(r4, p1213, Y(fmadd)(r2, p1011, p89));
+    yreal p = Y(fmadd)(r4, Y(fmadd)(r4, p8_13, p4_7), Y(mul)(r2, p23));
+    p = Y(add)(Y(set1)(1.0), Y(add)(r, p));
+    /* k >> 1 as vexp takes it, without the arithmetic 64-bit shift AVX2 lacks (k >= -1076) */
+    __m256i k1 = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(k, _mm256_set1_epi64x(2048)), 1),
+                                  _mm256_set1_epi64x(1024));
+    __m256i k2 = _mm256_sub_epi64(k, k1);
+    const __m256i bias = _mm256_set1_epi64x(1023);
+    yreal f1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k1, bias), 52));
+    yreal f2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k2, bias), 52));
+#endif
+    return Y(mul)(Y(mul)(p, f1), f2);
+}
+
+/* the lanes [0, n) of a register (n < YLANES), as a maskload / maskstore mask */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i ylanes_below(ptrdiff_t n)
+{
+#ifdef FASTNN_REAL_F32
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#else
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+#endif
+}
+
+/* sigmoid(a) as vsigmoid below: s = 1 / (1 + e), e = exp(-|a|); s where a >= 0, else (also for
+ * NaN, which fails the comparison) e * s */
+__attribute__((target("avx2,fma"), always_inline)) static inline yreal vsigmoid_avx2(yreal a)
+{
+    const yreal one = Y(set1)(1), zero = Y(setzero)();
+    yreal e = vexp_avx2(Y(sub)(zero, Y(andnot)(Y(set1)(-0.0), a)));
+    yreal s = Y(div)(one, Y(add)(one, e));
+    return Y(blendv)(Y(mul)(e, s), s, Y(cmp)(a, zero, _CMP_GE_OQ));
+}
+
+__attribute__((target("avx2,fma"))) static inline void vexp_span_avx2(const real *x, real shift,
+                                                                    real *y, ptrdiff_t n)
+{
+    yreal s = Y(set1)(shift);
+    ptrdiff_t j = 0;
+    for (; j + YLANES <= n; j += YLANES)
+        Y(storeu)(y + j, vexp_avx2(Y(sub)(Y(loadu)(x + j), s)));
+    if (j < n) { /* masked lanes load as 0: exp(-shift) there, never stored */
+        __m256i m = ylanes_below(n - j);
+        Y(maskstore)(y + j, m, vexp_avx2(Y(sub)(Y(maskload)(x + j, m), s)));
+    }
+}
+
+/* y[j] = sigmoid(x[j] + (bias ? bias[j] : 0)) */
+__attribute__((target("avx2,fma"))) static inline void vsigmoid_span_avx2(const real *x,
+                                                                        const real *bias, real *y,
+                                                                        ptrdiff_t n)
+{
+    ptrdiff_t j = 0;
+    for (; j + YLANES <= n; j += YLANES) {
+        yreal a = Y(loadu)(x + j);
+        if (bias)
+            a = Y(add)(a, Y(loadu)(bias + j));
+        Y(storeu)(y + j, vsigmoid_avx2(a));
+    }
+    if (j < n) {
+        __m256i m = ylanes_below(n - j);
+        yreal a = Y(maskload)(x + j, m);
+        if (bias)
+            a = Y(add)(a, Y(maskload)(bias + j, m));
+        Y(maskstore)(y + j, m, vsigmoid_avx2(a));
+    }
+}
+#endif
+
+/* The explicit vector code the spans below run (real.h): AVX-512, else AVX2, else the portable
+ * loops (which FASTNN_CLONES callers get GCC-vectorised). Callers read it once per call and pass
+ * it down, as they do the thread count. */
+enum { SIMD_PORTABLE, SIMD_AVX2, SIMD_AVX512 };
+
+static inline int simd_level(void)
+{
+    return fastnn_avx512() ? SIMD_AVX512 : fastnn_avx2() ? SIMD_AVX2 : SIMD_PORTABLE;
+}
+
 /* sigmoid(a) for every input: with e = exp(-|a|) in (0, 1] nothing overflows; 1 / (1 + e) for
  * a >= 0 and e / (1 + e) = e * s otherwise (one division; within an ulp of the reference's
  * e / (1 + e)); a <= -746 gives e = 0 and sigmoid 0.0 exactly; NaN fails a >= 0 and gives NaN. */
@@ -162,16 +284,21 @@ static inline real vsigmoid(real a)
     return a >= 0 ? s : e * s;
 }
 
-/* y[j] = sigmoid(x[j] + bias[j]) (bias may be NULL: sigmoid(x[j])), j < n; y == x allowed */
-static inline void vsigmoid_span(const real *x, const real *bias, real *y, ptrdiff_t n, int avx512)
+/* y[j] = sigmoid(x[j] + bias[j]) (bias may be NULL: sigmoid(x[j])), j < n; y == x allowed;
+ * simd = simd_level() */
+static inline void vsigmoid_span(const real *x, const real *bias, real *y, ptrdiff_t n, int simd)
 {
 #ifdef FASTNN_AVX512
-    if (avx512) {
+    if (simd == SIMD_AVX512) {
         vsigmoid_span_avx512(x, bias, y, n);
         return;
     }
+    if (simd == SIMD_AVX2) {
+        vsigmoid_span_avx2(x, bias, y, n);
+        return;
+    }
 #endif
-    (void)avx512;
+    (void)simd;
     if (bias)
         for (ptrdiff_t j = 0; j < n; j++)
             y[j] = vsigmoid(x[j] + bias[j]);
@@ -180,15 +307,20 @@ static inline void vsigmoid_span(const real *x, const real *bias, real *y, ptrdi
             y[j] = vsigmoid(x[j]);
 }
 
-static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int avx512)
+/* y[j] = exp(x[j] - shift), j < n; y == x allowed; simd = simd_level() */
+static inline void vexp_span(const real *x, real shift, real *y, ptrdiff_t n, int simd)
 {
 #ifdef FASTNN_AVX512
-    if (avx512) {
+    if (simd == SIMD_AVX512) {
         vexp_span_avx512(x, shift, y, n);
         return;
     }
+    if (simd == SIMD_AVX2) {
+        vexp_span_avx2(x, shift, y, n);
+        return;
+    }
 #endif
-    (void)avx512;
+    (void)simd;
     for (ptrdiff_t j = 0; j < n; j++)
         y[j] = vexp(x[j] - shift);
 }

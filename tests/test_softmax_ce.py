@@ -231,6 +231,27 @@ def test_nan_anywhere_in_a_long_row_propagates(dtype, position, path):
     assert_probabilities_close(y, ref_y, dtype)
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("c", [64, 65, 67, 71, 1003])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_long_rows_far_below_zero_find_their_max(dtype, c, where, path):
+    # every logit near -800: a max taken wrong (say 0 from a masked-out lane of a row's last
+    # register, where the next row's max is found with this row's exps) makes every exp 0 and
+    # the row NaN; the max is put at the row's start, in its middle or in its tail
+    rng = np.random.default_rng(c)
+    x = (-800 + rng.standard_normal((4, c))).astype(dtype)
+    at = {"first": 0, "middle": c // 2, "last": c - 1}[where]
+    x[:, at] = -790
+    t = np.arange(4) % c
+    with vector_path(path):
+        loss, y = fastnn.softmax_cross_entropy(x, t)
+    ref_loss, ref_y = reference_forward(x, t)
+    assert np.all(np.isfinite(y))
+    assert_probabilities_close(y, ref_y, dtype)
+    assert_loss_close(loss, ref_loss, dtype)
+
+
 # --------------------------------------------------------------------------- the layer
 
 @pytest.mark.parametrize("dtype", FLOATS)

@@ -4,9 +4,11 @@ NetworkTrainer.run_steps.
 The oracle is the per-step path: forward, backward and SGD's update one mini-batch at a time, on
 the fast half and on fastnn.reference. After a few steps the parameters agree to rounding (the
 products sum in another order): 1e-10 (float64) and 1e-4 (float32) relative to the parameters'
-scale. Sizes cross the register edges of the AVX-512 code (8 doubles, 16 floats) and its limits
-(more than 8 registers of hidden units or 2 of outputs take the portable code), on both the
-AVX-512 and the portable paths; batches that do not divide the data; index and one-hot labels.
+scale. Sizes cross the register edges of the AVX-512 code (8 doubles, 16 floats), the AVX2
+code's column blocks (a row of more than 8 registers of hidden units, 32 doubles or 64 floats, is
+summed in two blocks) and their limits (more than 512 bytes of hidden units or 128 of outputs take
+the portable code), on the AVX-512, AVX2 and portable paths; inputs that are not a whole number of
+the AVX2 compaction's 4 lanes; batches that do not divide the data; index and one-hot labels.
 Bad input raises before anything is written.
 """
 import pickle
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 ACTIVATIONS = ["sigmoid", "relu"]
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
-HIDDEN = st.one_of(st.integers(1, 70), st.sampled_from([7, 8, 9, 15, 16, 17, 50, 64, 65, 128, 129]))
+HIDDEN = st.one_of(st.integers(1, 70), st.sampled_from([7, 8, 9, 15, 16, 17, 32, 33, 50, 64, 65, 128, 129]))
 OUTPUTS = st.one_of(st.integers(1, 20), st.sampled_from([2, 8, 9, 10, 16, 17, 32, 33]))
 
 
@@ -94,6 +96,33 @@ def test_train_steps_matches_per_step(path, activation, dtype, inputs, hidden, o
     if model_name == "TwoLayerNet" and steps:  # the last step's gradients, as backward leaves them
         for g, h in zip(fast.grads, oracle.grads):
             assert_close(g, h, dtype, "grads")
+
+
+# (inputs, hidden, outputs) at the edges of the vector code: one or two column blocks of the
+# AVX2 code, the largest sizes in registers and one past them, compaction tails of 1-3 elements
+EDGES = [(4, 32, 8), (5, 33, 9), (6, 50, 10), (7, 64, 16), (9, 65, 17), (13, 128, 32),
+         (3, 129, 33), (1, 1, 1)]
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("inputs, hidden, outputs", EDGES)
+def test_train_steps_at_register_edges(path, activation, dtype, inputs, hidden, outputs):
+    rng = np.random.default_rng(hidden * 100 + outputs)
+    x, t = data(rng, 23, inputs, outputs, dtype)
+    batches = rng.integers(0, 23, (4, 11))
+    fast, oracle = (fastnn.TwoLayerNet(inputs, hidden, outputs, 0.5, activation=activation,
+                                       dtype=dtype, seed=2) for _ in range(2))
+    with vector_path(path):
+        losses = fast.train_steps(x, t, batches, 0.5)
+        correct = fast.accuracy(x, t)
+    assert_close(losses, per_step(oracle, x, t, batches, 0.5, fastnn), dtype, "losses")
+    for name, p, q in zip("W1 b1 W2 b2".split(), fast.params, oracle.params):
+        assert_close(p, q, dtype, name)
+    for g, h in zip(fast.grads, oracle.grads):
+        assert_close(g, h, dtype, "grads")
+    assert correct == np.mean(np.argmax(fast.predict(x), axis=1) == t)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
