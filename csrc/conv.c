@@ -92,6 +92,95 @@ __attribute__((target("avx512f"))) static void im2col_t_row_s1_avx512(
 }
 #endif
 
+#ifdef FASTNN_AVX2
+#ifdef FASTNN_REAL_F32
+#define YINT_LANES() _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+#define YINT_SET1(v) _mm256_set1_epi32((int)(v))
+#define YINT_GT(a, b) _mm256_cmpgt_epi32(a, b)
+#else
+#define YINT_LANES() _mm256_setr_epi64x(0, 1, 2, 3)
+#define YINT_SET1(v) _mm256_set1_epi64x((long long)(v))
+#define YINT_GT(a, b) _mm256_cmpgt_epi64(a, b)
+#endif
+
+/* lanes [a, b) of a register as a maskload mask (every bit of those lanes set), a and b clamped
+ * to [0, YLANES] first (so that they fit the lanes' integers) */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i ylanes_between(
+    ptrdiff_t a, ptrdiff_t b)
+{
+    a = a < 0 ? 0 : a > YLANES ? YLANES : a;
+    b = b < 0 ? 0 : b > YLANES ? YLANES : b;
+    __m256i lane = YINT_LANES();
+    return _mm256_andnot_si256(YINT_GT(YINT_SET1(a), lane), YINT_GT(YINT_SET1(b), lane));
+}
+
+/* dst[a, b) <- 0 for dst of q elements, in whole registers: the last one of a span ending near q
+ * is moved back to end at q, so it may zero elements before a as well (callers zero first, then
+ * write the values) */
+__attribute__((target("avx2,fma"))) static void zero_span_avx2(real *dst, ptrdiff_t a,
+                                                               ptrdiff_t b, ptrdiff_t q)
+{
+    if (q < YLANES) {
+        for (ptrdiff_t e = a; e < b; e++)
+            dst[e] = 0;
+        return;
+    }
+    for (ptrdiff_t e = a; e < b; e += YLANES)
+        Y(storeu)(dst + (e < q - YLANES ? e : q - YLANES), Y(setzero)());
+}
+
+/* im2col_t_row for S = 1 in AVX2 registers. This CPU's masked store is slow (~18 cycles on
+ * Zen 3, against ~3 for a plain store of a masked load), so only loads are masked: lanes outside
+ * the input row read nothing and give zeros, and every store is a whole register. Rows of at
+ * least YLANES: register blocks of each row, the last one moved back to end at the row's end
+ * (overlapping the one before). Shorter rows (float32 7x7 planes): one register from each row's
+ * start, rows in order; its lanes past the row's end are zeros landing in the rows after it,
+ * which are written later or are zero rows; the row whose register would pass the plane's end
+ * is copied element by element. */
+__attribute__((target("avx2,fma"))) static void im2col_t_row_s1_avx2(
+    const real *src, ptrdiff_t h, ptrdiff_t w, ptrdiff_t ky, ptrdiff_t kx, ptrdiff_t p,
+    ptrdiff_t oh, ptrdiff_t ow, real *dst)
+{
+    ptrdiff_t ox0, ox1, oy0, oy1, q = oh * ow;
+    conv_valid_range(w, ow, kx - p, 1, &ox0, &ox1);
+    conv_valid_range(h, oh, ky - p, 1, &oy0, &oy1);
+    if (ox0 == ox1)
+        oy1 = oy0; /* no column of the input: every row is zeros */
+    zero_span_avx2(dst, 0, oy0 * ow, q);
+    zero_span_avx2(dst, oy1 * ow, q, q);
+    /* lane l of output row oy, column ox, reads src[off + oy * w + ox] (in the row when ox is in
+       [ox0, ox1)); the offset of a row is formed as an integer, and may be negative */
+    ptrdiff_t off = (ky - p) * w + kx - p;
+#define ROW_AT(oy, ox)                                                                             \
+    ((const real *)((const char *)src + (off + (oy) * w + (ox)) * (ptrdiff_t)sizeof(real)))
+    if (ow >= YLANES) {
+        for (ptrdiff_t v = 0; v < ow; v += YLANES) {
+            ptrdiff_t at = v < ow - YLANES ? v : ow - YLANES;
+            if (ox0 <= at && at + YLANES <= ox1) {
+                for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                    Y(storeu)(dst + oy * ow + at, Y(loadu)(ROW_AT(oy, at)));
+            } else {
+                __m256i load = ylanes_between(ox0 - at, ox1 - at);
+                for (ptrdiff_t oy = oy0; oy < oy1; oy++)
+                    Y(storeu)(dst + oy * ow + at, Y(maskload)(ROW_AT(oy, at), load));
+            }
+        }
+        return;
+    }
+    __m256i load = ylanes_between(ox0, ox1);
+    for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+        real *d = dst + oy * ow;
+        if (oy * ow + YLANES <= q) {
+            Y(storeu)(d, Y(maskload)(ROW_AT(oy, 0), load));
+        } else {
+            for (ptrdiff_t ox = 0; ox < ow; ox++)
+                d[ox] = ox >= ox0 && ox < ox1 ? ROW_AT(oy, ox)[0] : 0;
+        }
+    }
+#undef ROW_AT
+}
+#endif
+
 void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
                   real *col)
@@ -99,8 +188,8 @@ void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
     ptrdiff_t m = i1 - i0, rows = c * fh * fw * m; /* (k, i) pairs, each Q elements of col_t */
     int nt = threads_for(rows * q);
-    int avx512 = s == 1 && fastnn_avx512();
-    (void)avx512;
+    int avx512 = s == 1 && fastnn_avx512(), avx2 = s == 1 && fastnn_avx2();
+    (void)avx512, (void)avx2;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < rows; r++) {
         ptrdiff_t k = r / m, i = i0 + r % m;
@@ -110,6 +199,12 @@ void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_
 #ifdef FASTNN_AVX512
         if (avx512) {
             im2col_t_row_s1_avx512(plane, h, w, ky, kx, p, oh, ow, dst);
+            continue;
+        }
+#endif
+#ifdef FASTNN_AVX2
+        if (avx2) {
+            im2col_t_row_s1_avx2(plane, h, w, ky, kx, p, oh, ow, dst);
             continue;
         }
 #endif
@@ -350,17 +445,69 @@ __attribute__((target("avx512f"))) static void direct1_sample_avx512(
 }
 #endif
 
+#ifdef FASTNN_AVX2
+#define DIRECT_FB2 4 /* AVX2: filters per pass, 4 x 2 accumulator registers of the 16 */
+
+/* direct1_sample_avx512 in AVX2 registers (wpad padded to a multiple of DIRECT_FB filters, a
+ * multiple of DIRECT_FB2). Only whole registers are stored (the masked store is slow here, see
+ * im2col_t_row_s1_avx2): a row's last block runs on into the rows after it in the same filter's
+ * plane, which are written after it; a register that would pass the end of the plane (into the
+ * next sample's, maybe another thread's) goes through a buffer, its lanes of the row alone. */
+__attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
+    const real *xp, ptrdiff_t wp, const real *wpad, const real *bpad, ptrdiff_t fn, ptrdiff_t fh,
+    ptrdiff_t fw, ptrdiff_t oh, ptrdiff_t ow, int relu, ptrdiff_t ystride, real *y)
+{
+    ptrdiff_t k = fh * fw, q = oh * ow;
+    for (ptrdiff_t f0 = 0; f0 < fn; f0 += DIRECT_FB2)
+        for (ptrdiff_t oy = 0; oy < oh; oy++)
+            for (ptrdiff_t ox = 0; ox < ow; ox += 2 * YLANES) {
+                yreal a[DIRECT_FB2][2];
+                for (int g = 0; g < DIRECT_FB2; g++)
+                    a[g][0] = a[g][1] = Y(set1)(bpad[f0 + g]);
+                for (ptrdiff_t ky = 0; ky < fh; ky++) {
+                    const real *r = xp + (oy + ky) * wp + ox; /* in the padded row, slack incl. */
+                    const real *wr = wpad + f0 * k + ky * fw;
+                    for (ptrdiff_t kx = 0; kx < fw; kx++) {
+                        yreal x0 = Y(loadu)(r + kx), x1 = Y(loadu)(r + kx + YLANES);
+                        for (int g = 0; g < DIRECT_FB2; g++) {
+                            yreal wv = Y(set1)(wr[g * k + kx]);
+                            a[g][0] = Y(fmadd)(wv, x0, a[g][0]);
+                            a[g][1] = Y(fmadd)(wv, x1, a[g][1]);
+                        }
+                    }
+                }
+                for (int g = 0; g < DIRECT_FB2 && f0 + g < fn; g++)
+                    for (int j = 0; j < 2; j++) {
+                        yreal v = a[g][j];
+                        if (relu) /* ReLU keeping NaN: v where !(v <= 0), else 0 */
+                            v = Y(and)(v, Y(cmp)(v, Y(setzero)(), _CMP_NLE_UQ));
+                        ptrdiff_t e = oy * ow + ox + j * YLANES; /* its first lane in the plane */
+                        real *o = y + (f0 + g) * ystride + e;
+                        if (e + YLANES <= q) {
+                            Y(storeu)(o, v);
+                        } else {
+                            real lanes[YLANES];
+                            Y(storeu)(lanes, v);
+                            for (ptrdiff_t l = 0; l < ow - ox - j * YLANES && l < YLANES; l++)
+                                o[l] = lanes[l];
+                        }
+                    }
+            }
+}
+#endif
+
 /* y (FN, N * Q) <- act(W . im2col(x) + b), computed directly for one input channel and stride
  * 1 (the models' first convolution: a product with K = FH * FW is too skinny for BLAS), b NULL
  * for no bias (and no act), act ReLU when relu. x (N, 1, H, W) (the same memory as (1, N, H, W)),
  * W (FN, 1, FH, FW). Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no
- * direct path (the AVX-512 one); then nothing is written and the caller takes im2col. */
+ * direct path (AVX-512 or AVX2); then nothing is written and the caller takes im2col. */
 ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const real *wt,
                            const real *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,
                            int relu, real *y)
 {
 #ifdef FASTNN_AVX512
-    if (!fastnn_avx512())
+    int avx512 = fastnn_avx512();
+    if (!avx512 && !fastnn_avx2())
         return 0;
     ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
     ptrdiff_t fnp = (fn + DIRECT_FB - 1) / DIRECT_FB * DIRECT_FB;
@@ -385,8 +532,12 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
                 continue;
             for (ptrdiff_t r = 0; r < h; r++)
                 memcpy(xp + (r + p) * wp + p, x + (i * h + r) * w, (size_t)w * sizeof *xp);
-            direct1_sample_avx512(xp, wp, wpad, bpad, fnp, fn, fh, fw, oh, ow, b && relu, n * q,
-                                  y + i * q);
+            if (avx512)
+                direct1_sample_avx512(xp, wp, wpad, bpad, fnp, fn, fh, fw, oh, ow, b && relu,
+                                      n * q, y + i * q);
+            else
+                direct1_sample_avx2(xp, wp, wpad, bpad, fn, fh, fw, oh, ow, b && relu, n * q,
+                                    y + i * q);
         }
         free(xp);
     }

@@ -74,11 +74,56 @@ __attribute__((target("avx512f"))) static void maxpool_row_2x2_avx512(
 }
 #endif
 
+#ifdef FASTNN_AVX2
+/* maxpool_row_2x2_avx512 in AVX2 registers, for rows of at least YLANES outputs: two loads per
+ * input row, split into the windows' left and right columns by a shuffle within 128-bit lanes and
+ * a permute of 64-bit quarters; the candidates taken by blends under the same rule. Whole-register
+ * stores only (the masked store is slow on this CPU family): the last block is moved back to end
+ * at the row's end, overlapping the one before. */
+__attribute__((target("avx2,fma"))) static void maxpool_row_2x2_avx2(const real *r0,
+                                                                    const real *r1, ptrdiff_t ow,
+                                                                    real *o, int32_t *a)
+{
+#ifdef FASTNN_REAL_F32
+#define SPLIT(lo, hi, sel)                                                                         \
+    _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, sel)),      \
+                                           _MM_SHUFFLE(3, 1, 2, 0)))
+#define EVEN(lo, hi) SPLIT(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))
+#define ODD(lo, hi) SPLIT(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))
+#define STORE_AT(p, v) _mm256_storeu_si256((__m256i *)(p), _mm256_cvtps_epi32(v))
+#else
+#define EVEN(lo, hi) _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), _MM_SHUFFLE(3, 1, 2, 0))
+#define ODD(lo, hi) _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), _MM_SHUFFLE(3, 1, 2, 0))
+#define STORE_AT(p, v) _mm_storeu_si128((__m128i *)(p), _mm256_cvtpd_epi32(v))
+#endif
+    for (ptrdiff_t v = 0; v < ow; v += YLANES) {
+        ptrdiff_t ox = v < ow - YLANES ? v : ow - YLANES; /* inputs [2 ox, 2 ox + 2 YLANES) */
+        yreal u0 = Y(loadu)(r0 + 2 * ox), u1 = Y(loadu)(r0 + 2 * ox + YLANES);
+        yreal w0 = Y(loadu)(r1 + 2 * ox), w1 = Y(loadu)(r1 + 2 * ox + YLANES);
+        yreal cand[3] = {ODD(u0, u1), EVEN(w0, w1), ODD(w0, w1)};
+        yreal best = EVEN(u0, u1), at = Y(setzero)(); /* at: the window index, as a real */
+        for (int k = 0; k < 3; k++) {
+            yreal take = Y(and)(Y(cmp)(best, best, _CMP_ORD_Q),
+                                Y(cmp)(cand[k], best, _CMP_NLE_UQ));
+            best = Y(blendv)(best, cand[k], take);
+            at = Y(blendv)(at, Y(set1)((real)(k + 1)), take);
+        }
+        Y(storeu)(o + ox, best);
+        STORE_AT(a + ox, at);
+    }
+#undef SPLIT
+#undef EVEN
+#undef ODD
+#undef STORE_AT
+}
+#endif
+
 static FASTNN_CLONES void maxpool_plane(const real *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh,
                                         ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
-                                        ptrdiff_t ow, real *out, int32_t *arg, int avx512)
+                                        ptrdiff_t ow, real *out, int32_t *arg, int avx512,
+                                        int avx2)
 {
-    (void)avx512;
+    (void)avx512, (void)avx2;
     if (fh == 2 && fw == 2 && s == 2 && p == 0) { /* the models' pooling: every window inside */
         for (ptrdiff_t oy = 0; oy < oh; oy++) {
             const real *r0 = x + 2 * oy * w, *r1 = r0 + w;
@@ -87,6 +132,12 @@ static FASTNN_CLONES void maxpool_plane(const real *x, ptrdiff_t h, ptrdiff_t w,
 #ifdef FASTNN_AVX512
             if (avx512) {
                 maxpool_row_2x2_avx512(r0, r1, ow, o, a);
+                continue;
+            }
+#endif
+#ifdef FASTNN_AVX2
+            if (avx2 && ow >= YLANES) {
+                maxpool_row_2x2_avx2(r0, r1, ow, o, a);
                 continue;
             }
 #endif
@@ -126,12 +177,12 @@ void FN(maxpool_forward)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
     int nt = n * c * h * w >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
-    int avx512 = fastnn_avx512();
+    int avx512 = fastnn_avx512(), avx2 = fastnn_avx2();
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < n * c; r++) {
         ptrdiff_t i = r / c, j = r % c, o = conv_plane(i, j, n, c, q, out_cnhw);
         maxpool_plane(x + conv_plane(i, j, n, c, h * w, x_cnhw), h, w, fh, fw, s, p, oh, ow,
-                      out + o, arg + o, avx512);
+                      out + o, arg + o, avx512, avx2);
     }
 }
 

@@ -122,10 +122,11 @@ def test_stride_1_square_filters(dtype, data):
 @given(data=st.data())
 def test_one_channel_stride_1(path, dtype, data):
     """One input channel, stride 1 (the models' first convolution): the forward computed directly
-    with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block), else by
-    im2col.
-    Widths across the register blocks, filter counts off the multiple of 8, NaN, both layers'
-    paths, inputs read-only and in other layouts."""
+    with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block) or AVX2 (4
+    filters, whole-register stores running on into the next row, the plane's last registers
+    through a buffer), else by im2col.
+    Widths across the register blocks, filter counts off the multiples of 4 and 8, NaN, both
+    layers' paths, inputs read-only and in other layouts."""
     with vector_path(path):
         fh, fw, pad = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)), data.draw(
             st.integers(0, 2))

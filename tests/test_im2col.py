@@ -123,6 +123,32 @@ def block_case(dtype, data):
         assert np.isnan(img[:start]).all() and np.isnan(img[stop:]).all()
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("ow", [1, 3, 4, 5, 7, 8, 9, 11, 15, 16, 17], ids=lambda w: f"ow{w}")
+def test_stride_1_rows_around_the_register_width(path, dtype, ow):
+    """The AVX2 stride-1 rows (4 float64 / 8 float32 lanes): rows shorter than a register (one
+    register per row running on into the next rows, the plane's last rows element by element),
+    exactly one, and longer (the last block moved back to overlap the one before); every pad and
+    filter size that gives this output width, planes of 1-4 rows (some shorter than a register
+    in all), the whole batch and one sample of it, in a col pre-filled with NaN."""
+    rng = np.random.default_rng(ow)
+    with vector_path(path):
+        for fh, fw, pad, oh in [(1, 1, 0, 1), (3, 3, 1, 2), (3, 2, 2, 4), (5, 5, 2, 3),
+                                (2, 3, 0, 1)]:
+            h, w = oh + fh - 1 - 2 * pad, ow + fw - 1 - 2 * pad
+            if h < 1 or w < 1:
+                continue
+            x = rng.standard_normal((3, 2, h, w)).astype(dtype)
+            x.flags.writeable = False
+            full = reference.im2col(x, fh, fw, 1, pad).T
+            q = oh * ow
+            for start, stop in [(0, 3), (2, 3)]:
+                col = np.full((full.shape[0], (stop - start) * q), np.nan, dtype)
+                _core.im2col(x, fh, fw, 1, pad, col, True, False, start, stop)
+                assert_array_equal(col, full[:, start * q:stop * q])
+
+
 @pytest.mark.parametrize("start, stop", [(-1, 1), (0, 0), (2, 1), (0, 4)])
 def test_a_block_outside_the_batch_is_refused(start, stop):
     x, col = np.zeros((3, 1, 4, 4)), np.zeros(9 * 4)

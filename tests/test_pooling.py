@@ -177,10 +177,13 @@ def test_backward_checks_the_window_indices():
 
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("width", [2, 7, 16, 24, 33, 48], ids=lambda w: f"w{w}")
+@pytest.mark.parametrize("width", [2, 7, 8, 10, 14, 16, 18, 22, 24, 33, 48],
+                         ids=lambda w: f"w{w}")
 def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
     """The models' 2x2 stride-2 pooling has its own AVX-512 loop (whole registers and a masked
-    last block): ties, NaN and +-inf in every lane position, against the reference."""
+    last block) and AVX2 loop (rows of at least a register, the last block moved back to overlap
+    the one before; shorter rows portable): output widths 1-24 around both register widths;
+    ties, NaN and +-inf in every lane position, against the reference."""
     rng = np.random.default_rng(width)
     x = np.round(rng.standard_normal((3, 2, 6, width)))
     x[rng.random(x.shape) < 0.05] = np.nan
