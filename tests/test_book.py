@@ -9,6 +9,7 @@ directory, exit status and traceback. Nothing here reads the books' repositories
 """
 import gzip
 import importlib
+import itertools
 import os
 import re
 import struct
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.book import detect_volume, hook, maps, shims
+from fastnn.book import detect_volume, hook, maps, runner, shims
 
 SHADOWED = "raise RuntimeError('the book\\'s own {} was imported instead of fastnn\\'s')\n"
 NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
@@ -512,6 +513,47 @@ def test_exit_status_and_errors_as_python(plain, tmp_path, name, args):
 def test_no_such_script(tmp_path):
     got = book(tmp_path / "nothing.py", cwd=tmp_path)
     assert got.returncode == 2 and got.stderr.count("\n") == 1 and "nothing.py" in got.stderr
+
+
+# The command lines the runner parses without argparse (parse_plain) and some it leaves to it
+PLAIN_ARGV = [["x.py"], ["x.py", "a", "--b", "-h", "--reference"], ["--reference", "x.py"],
+              ["--mnist", "DIR", "--volume", "2", "x.py", "a"],
+              ["--mnist=DIR", "--volume=1", "x.py"],
+              ["--volume", "1", "--volume", "2", "--reference", "--mnist", "", "a=b.py", "-5"]]
+TOKENS = ["--reference", "--mnist", "--volume", "1", "3", "x.py", "--", "-h", "--help", "--ref",
+          "--mnist=d", "--volume=2", "--volume=x", "-5", "", "a=b", "--b", "-"]
+
+
+def argparse_parse(argv):
+    """What the runner's argparse parser makes of argv, or its exit status."""
+    try:
+        return vars(runner._parser("fastnn book").parse_args(argv))
+    except SystemExit as e:
+        return e.code
+
+
+def test_plain_command_lines_parse_as_argparse_parses_them(capsys):
+    for argv in PLAIN_ARGV:
+        assert runner.parse_plain(argv) is not None, argv
+    tried = PLAIN_ARGV + [list(t) for n in range(4) for t in itertools.product(TOKENS, repeat=n)]
+    for argv in tried:
+        got = runner.parse_plain(argv)
+        if got is not None:
+            assert got == argparse_parse(argv), argv
+    capsys.readouterr()  # argparse's usage and errors, printed for the argv parse_plain declines
+    for argv in (["--help"], ["--ref", "x.py"], ["x.py", "--", "a"], ["--volume", "3", "x.py"],
+                 ["--mnist", "-d", "x.py"], []):
+        assert runner.parse_plain(argv) is None, argv
+
+
+def test_other_command_lines_are_argparses(plain, tmp_path):
+    got = book("--help", cwd=tmp_path)
+    assert got.returncode == 0 and got.stdout.startswith("usage: ") and "--mnist DIR" in got.stdout
+    got = book("--volume", "3", plain / "where.py", cwd=tmp_path)
+    assert got.returncode == 2 and got.stderr.count("\n") == 1
+    assert "argument --volume: invalid choice: 3" in got.stderr
+    assert ok(book("--ref", plain / "where.py", "a", cwd=tmp_path)) == ok(
+        book("--reference", plain / "where.py", "a", cwd=tmp_path))
 
 
 # --------------------------------------------------------------------------- what a reader is told

@@ -1,16 +1,17 @@
 """Run a chapter script of either book as ``python SCRIPT`` would, on fastnn's common.*."""
-import argparse
 import builtins
 import importlib.machinery
 import os
 import re
-import signal
 import sys
-import traceback
 import types
-from pathlib import Path
 
 from . import hook, maps, shims
+
+# The start of a run imports only what NumPy has imported already (re, types, dis, ...): a chapter
+# script that loads saved parameters runs in ~0.2 s, of which the book's own code spends ~1 ms
+# before the script's first line (runpy), so argparse (~5 ms with its help formatter's imports),
+# pathlib (~5 ms), traceback and signal are imported only where they are needed.
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -21,18 +22,20 @@ VOLUME_FILES = {
     2: ("common/np.py", "common/config.py", "common/base_model.py", "common/time_layers.py",
         "dataset/spiral.py", "dataset/ptb.py", "dataset/sequence.py"),
 }
+# The patterns below are compiled when detect_volume first needs them (re caches them): compiling
+# all four at import took ~1 ms, and the files of the book's repository or --volume usually decide.
 # The repositories' names (deep-learning-from-scratch, deep-learning-from-scratch-2 and their forks)
-_VOLUME_2_NAME = re.compile(r"from-scratch-?2(?![0-9])", re.I)
-_VOLUME_1_NAME = re.compile(r"from-scratch(?!-?[0-9])", re.I)
+_VOLUME_2_NAME = r"(?i)from-scratch-?2(?![0-9])"
+_VOLUME_1_NAME = r"(?i)from-scratch(?!-?[0-9])"
 # Imports only one volume's scripts make
-_VOLUME_2_IMPORTS = re.compile(
-    r"^\s*(from\s+common\.(np|config|base_model|time_layers)\s+import"
+_VOLUME_2_IMPORTS = (
+    r"(?m)^\s*(from\s+common\.(np|config|base_model|time_layers)\s+import"
     r"|from\s+common\s+import\s+config"
     r"|from\s+dataset\s+import\s+(spiral|ptb|sequence)"
-    r"|import\s+dataset\.(spiral|ptb|sequence))", re.M)
-_VOLUME_1_IMPORTS = re.compile(
-    r"^\s*(from\s+dataset\.mnist\s+import|from\s+dataset\s+import\s+mnist"
-    r"|from\s+common\.(gradient|multi_layer_net|multi_layer_net_extend)\s+import)", re.M)
+    r"|import\s+dataset\.(spiral|ptb|sequence))")
+_VOLUME_1_IMPORTS = (
+    r"(?m)^\s*(from\s+dataset\.mnist\s+import|from\s+dataset\s+import\s+mnist"
+    r"|from\s+common\.(gradient|multi_layer_net|multi_layer_net_extend)\s+import)")
 
 
 def detect_volume(script):
@@ -46,22 +49,25 @@ def detect_volume(script):
        ``dataset.mnist``, ``common.gradient``, ... only volume 1);
     4. volume 1 when nothing tells.
     """
-    here = Path(script).resolve().parent
-    dirs = [here, *here.parents][:3]
+    dirs = [os.path.dirname(os.path.realpath(script))]
+    while len(dirs) < 3 and os.path.dirname(dirs[-1]) != dirs[-1]:
+        dirs.append(os.path.dirname(dirs[-1]))
     for d in dirs:
-        has = {v: any((d / f).is_file() for f in files) for v, files in VOLUME_FILES.items()}
+        has = {v: any(os.path.isfile(os.path.join(d, f)) for f in files)
+               for v, files in VOLUME_FILES.items()}
         if has[1] != has[2]:
             return 1 if has[1] else 2
     for d in dirs:
-        if _VOLUME_2_NAME.search(d.name):
+        if re.search(_VOLUME_2_NAME, os.path.basename(d)):
             return 2
-        if _VOLUME_1_NAME.search(d.name):
+        if re.search(_VOLUME_1_NAME, os.path.basename(d)):
             return 1
     try:
-        source = Path(script).read_text(encoding="utf-8", errors="replace")
+        with open(script, encoding="utf-8", errors="replace") as f:
+            source = f.read()
     except OSError:
         source = ""
-    v2, v1 = bool(_VOLUME_2_IMPORTS.search(source)), bool(_VOLUME_1_IMPORTS.search(source))
+    v2, v1 = bool(re.search(_VOLUME_2_IMPORTS, source)), bool(re.search(_VOLUME_1_IMPORTS, source))
     return 2 if v2 and not v1 else 1
 
 
@@ -81,6 +87,8 @@ def _ours(filename):
 
 def _print_script_traceback(exc):
     """Print exc as Python would for the script: without the runner's and the hook's frames."""
+    import traceback
+
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
     seen = set()
     todo = [te]
@@ -97,6 +105,8 @@ def _print_script_traceback(exc):
 def _exit_by_sigint():
     """End the process as Python does after an uncaught KeyboardInterrupt: killed by SIGINT, so
     the shell sees the interrupt (status -2 to subprocess, 130 to sh)."""
+    import signal
+
     if hasattr(signal, "SIGINT") and hasattr(os, "kill"):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -154,17 +164,15 @@ def run_script(script, args=(), volume=None, reference=False, mnist=None, prog="
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage block)."""
+def _parser(prog):
+    """The command line's argparse parser (an error is one line, without the usage block)."""
+    import argparse
 
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            self.exit(2, f"{self.prog}: error: {message}\n")
 
-
-def main(argv=None, prog="fastnn book"):
-    """``fastnn book [--reference] [--mnist DIR] [--volume 1|2] SCRIPT [ARGS...]``; returns the
-    exit status (SystemExit from the script propagates)."""
-    parser = _Parser(
+    parser = Parser(
         prog=prog,
         description="Run a chapter script of 'Deep Learning from Scratch' (volume 1 or 2) "
                     "unchanged, as `cd SCRIPT's directory && python SCRIPT ARGS` would, with the "
@@ -180,6 +188,52 @@ def main(argv=None, prog="fastnn book"):
     parser.add_argument("script", metavar="SCRIPT")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                         help="the script's own arguments")
-    a = parser.parse_args(argv)
-    return run_script(a.script, a.args, volume=a.volume, reference=a.reference, mnist=a.mnist,
-                      prog=prog)
+    return parser
+
+
+def parse_plain(argv):
+    """``{"reference", "mnist", "volume", "script", "args"}`` as ``_parser`` parses argv, when argv
+    is a plain command line: options spelt out in full, their values separate (not starting with
+    "-") or after "=", ``--volume`` 1 or 2, then SCRIPT (not starting with "-") and its arguments
+    (none of them "--", which argparse drops). None for any other argv (--help, abbreviated
+    options, mistakes, values starting with "-"), which argparse then parses, explains or
+    refuses: its import and its help formatter's would take ~5 ms of the runner's start."""
+    got = {"reference": False, "mnist": None, "volume": None}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if arg == "--reference":
+            got["reference"] = True
+        elif name in ("--mnist", "--volume"):
+            if not eq:
+                if i + 1 == len(argv) or argv[i + 1].startswith("-"):
+                    return None
+                i += 1
+                value = argv[i]
+            if name == "--mnist":
+                got["mnist"] = value
+            elif value in ("1", "2"):
+                got["volume"] = int(value)
+            else:
+                return None
+        elif arg.startswith("-"):
+            return None
+        elif "--" in argv[i + 1:]:
+            return None
+        else:
+            return dict(got, script=arg, args=argv[i + 1:])
+        i += 1
+    return None
+
+
+def main(argv=None, prog="fastnn book"):
+    """``fastnn book [--reference] [--mnist DIR] [--volume 1|2] SCRIPT [ARGS...]``; returns the
+    exit status (SystemExit from the script propagates)."""
+    if argv is None:
+        argv = sys.argv[1:]
+    a = parse_plain(argv)
+    if a is None:
+        a = vars(_parser(prog).parse_args(argv))
+    return run_script(a["script"], a["args"], volume=a["volume"], reference=a["reference"],
+                      mnist=a["mnist"], prog=prog)
