@@ -1,12 +1,14 @@
-"""``import fastnn`` is lazy (PEP 562): it imports no submodule until a name is used, and every
-public name is still there, as ``fastnn.X``, ``from fastnn import X`` and ``from fastnn import *``,
-with dir() and the type checkers' view unchanged. ``import fastnn.book`` (the runner's start)
-imports none of the costly modules the book's own start does without.
+"""``import fastnn`` and ``import fastnn.reference`` are lazy (PEP 562, fastnn/_lazy.py): they
+import no submodule until a name is used, and every public name is still there, as ``fastnn.X``,
+``from fastnn import X`` and ``from fastnn import *``, with dir() and the type checkers' view
+unchanged. ``import fastnn.book`` (the runner's start) imports none of the costly modules the
+book's own start does without.
 
 What is imported is seen in a fresh interpreter (a subprocess), run from a temporary directory so
 that it imports the installed fastnn.
 """
 import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -16,13 +18,20 @@ import types
 import pytest
 
 import fastnn
+import fastnn.reference
 
-# The submodules whose __all__ makes fastnn's (in this order, after _core's two names): what
-# fastnn/__init__.py computed from the eagerly imported submodules before it became lazy
+# Each package's submodules whose __all__ makes the package's (in this order; fastnn's after
+# _core's two names): what the __init__.py files computed from the eagerly imported submodules
+# before they became lazy; and the submodules that are attributes of the package, as they were
+# when everything was imported
 PUBLIC_MODULES = ("datasets", "functions", "layers", "models", "optimizers", "trainer", "util")
-# Submodules that are attributes of the package, as they were when everything was imported
-SUBMODULES = {"_checks", "_core", "conv", "convnet", "datasets", "functions", "layers", "models",
-              "multilayer", "optimizers", "reference", "trainer", "util"}
+SUBMODULES = {
+    "fastnn": {"_checks", "_core", "conv", "convnet", "datasets", "functions", "layers", "models",
+               "multilayer", "optimizers", "reference", "trainer", "util"},
+    "fastnn.reference": {"conv", "convnet", "datasets", "functions", "layers", "models",
+                         "multilayer", "optimizers", "trainer", "util"},
+}
+PACKAGES = pytest.mark.parametrize("package", sorted(SUBMODULES))
 
 
 def imported_after(tmp_path, code):
@@ -42,7 +51,9 @@ def imported_after(tmp_path, code):
 
 
 def test_import_fastnn_imports_no_submodule(tmp_path):
-    assert imported_after(tmp_path, "import fastnn") == {"fastnn"}
+    assert imported_after(tmp_path, "import fastnn") == {"fastnn", "fastnn._lazy"}
+    assert imported_after(tmp_path, "import fastnn.reference") == {
+        "fastnn", "fastnn._lazy", "fastnn.reference"}
 
 
 # Modules that cost milliseconds to import and that the runner's start does without (the book's
@@ -55,7 +66,7 @@ COSTLY = {"argparse", "pathlib", "importlib.abc", "importlib.resources", "traceb
 def test_the_runner_starts_without_fastnn_reference_and_costly_stdlib_modules(tmp_path):
     got = imported_after(tmp_path, "import fastnn.book")
     assert {m for m in got if m.startswith("fastnn")} == {
-        "fastnn", "fastnn.book", "fastnn.book.hook", "fastnn.book.maps", "fastnn.book.runner",
+        "fastnn", "fastnn._lazy", "fastnn.book", "fastnn.book.hook", "fastnn.book.maps", "fastnn.book.runner",
         "fastnn.book.shims"}
     assert not COSTLY & got
     # nor does parsing a plain command line (argparse only explains the others)
@@ -70,71 +81,91 @@ def test_a_name_imports_its_own_submodule_only(tmp_path):
     assert not {"fastnn.models", "fastnn.layers", "fastnn.trainer", "fastnn.datasets"} & got
     got = imported_after(tmp_path, "from fastnn import TwoLayerNet")
     assert {"fastnn.models", "fastnn.layers"} <= got
+    got = imported_after(tmp_path, "import fastnn.reference as ref; ref.sigmoid")
+    assert {m for m in got if m.startswith("fastnn.")} == {
+        "fastnn._lazy", "fastnn.reference", "fastnn.reference.functions"}
 
 
-def test_all_is_the_submodules_names_and_each_resolves_to_its_object():
-    expected = ["set_num_threads", "get_num_threads"]
+@PACKAGES
+def test_all_is_the_submodules_names_and_each_resolves_to_its_object(package):
+    pkg = importlib.import_module(package)
+    expected = ["set_num_threads", "get_num_threads"] if package == "fastnn" else []
     for name in PUBLIC_MODULES:
-        expected += getattr(fastnn, name).__all__
-    assert fastnn.__all__ == expected
+        expected += getattr(pkg, name).__all__
+    assert pkg.__all__ == expected
     assert len(set(expected)) == len(expected)
     for module_name in PUBLIC_MODULES:
-        module = getattr(fastnn, module_name)
+        module = getattr(pkg, module_name)
         for name in module.__all__:
-            assert getattr(fastnn, name) is getattr(module, name), name
+            assert getattr(pkg, name) is getattr(module, name), name
     assert fastnn.set_num_threads is fastnn._core.set_num_threads
     assert fastnn.get_num_threads is fastnn._core.get_num_threads
 
 
-def test_star_import_binds_exactly_all(tmp_path):
+@PACKAGES
+def test_star_import_binds_exactly_all(tmp_path, package):
     got = subprocess.run(
-        [sys.executable, "-c", "from fastnn import *; import json; "
+        [sys.executable, "-c", f"from {package} import *; import json; "
          "print(json.dumps(sorted(n for n in dir() if not n.startswith('__'))))"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert got.returncode == 0, got.stderr
-    assert json.loads(got.stdout) == sorted(fastnn.__all__ + ["json"])
+    assert json.loads(got.stdout) == sorted(importlib.import_module(package).__all__ + ["json"])
 
 
-def test_submodules_are_attributes_and_reference_is_the_module():
-    for name in SUBMODULES:
-        module = getattr(fastnn, name)
+@PACKAGES
+def test_submodules_are_attributes(package):
+    pkg = importlib.import_module(package)
+    for name in SUBMODULES[package]:
+        module = getattr(pkg, name)
         assert isinstance(module, types.ModuleType)
-        assert module is sys.modules[f"fastnn.{name}"]
+        assert module is sys.modules[f"{package}.{name}"]
+
+
+def test_reference_is_the_module():
     import fastnn.reference as ref
     from fastnn import reference
     assert ref is reference is fastnn.reference
     assert fastnn.reference.sigmoid is sys.modules["fastnn.reference.functions"].sigmoid
 
 
-def test_dir_lists_the_public_names_and_submodules_and_no_private_tables(tmp_path):
-    names = dir(fastnn)
+@PACKAGES
+def test_dir_lists_the_public_names_and_submodules_and_no_private_tables(tmp_path, package):
+    pkg = importlib.import_module(package)
+    names = dir(pkg)
     assert names == sorted(names)
-    assert set(fastnn.__all__) | SUBMODULES | {"__version__", "__all__"} <= set(names)
-    assert not {"_NAMES", "_HOME", "_SUBMODULES", "TYPE_CHECKING"} & set(names)
+    assert set(pkg.__all__) | SUBMODULES[package] | {"__all__"} <= set(names)
+    assert not {"_HOME", "_SUBMODULES", "_lazy", "TYPE_CHECKING"} & set(names)
     # before any name is used (a fresh interpreter): what dir() showed when everything was
     # imported eagerly, and the two functions of PEP 562
     got = subprocess.run([sys.executable, "-c",
-                          "import fastnn, json; print(json.dumps(dir(fastnn)))"],
+                          f"import {package}, json; print(json.dumps(dir({package})))"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert got.returncode == 0, got.stderr
     module_attributes = {"__all__", "__builtins__", "__cached__", "__doc__", "__file__",
                          "__loader__", "__name__", "__package__", "__path__", "__spec__",
-                         "__version__", "__getattr__", "__dir__"}
-    assert json.loads(got.stdout) == sorted(set(fastnn.__all__) | SUBMODULES | module_attributes)
+                         "__getattr__", "__dir__"}
+    if package == "fastnn":
+        module_attributes.add("__version__")
+    assert json.loads(got.stdout) == sorted(set(pkg.__all__) | SUBMODULES[package]
+                                            | module_attributes)
 
 
-def test_an_unknown_name_is_an_attribute_error():
-    with pytest.raises(AttributeError, match="module 'fastnn' has no attribute 'no_such_name'"):
-        fastnn.no_such_name
-    assert not hasattr(fastnn, "Embedding")
-    with pytest.raises(ImportError, match="cannot import name 'no_such_name' from 'fastnn'"):
-        exec("from fastnn import no_such_name", {})
+@PACKAGES
+def test_an_unknown_name_is_an_attribute_error(package):
+    pkg = importlib.import_module(package)
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'no_such_name'"):
+        pkg.no_such_name
+    assert not hasattr(pkg, "Embedding")
+    with pytest.raises(ImportError, match=f"cannot import name 'no_such_name' from '{package}'"):
+        exec(f"from {package} import no_such_name", {})
 
 
-def test_the_type_checkers_view_has_the_same_names():
-    """fastnn/__init__.py's TYPE_CHECKING imports (mypy's view) and its table of lazy names
-    (the run time's) list the same names from the same submodules."""
-    source = open(fastnn.__file__, encoding="utf-8").read()
+@PACKAGES
+def test_the_type_checkers_view_has_the_same_names(package):
+    """The package's TYPE_CHECKING imports (mypy's view) and its table of lazy names (the run
+    time's) list the same names from the same submodules."""
+    pkg = importlib.import_module(package)
+    source = open(pkg.__file__, encoding="utf-8").read()
     block = next(node for node in ast.parse(source).body
                  if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
     static, modules = {}, set()
@@ -144,8 +175,8 @@ def test_the_type_checkers_view_has_the_same_names():
             modules |= {alias.name for alias in node.names}
         else:
             static.update({alias.name: node.module for alias in node.names})
-    assert static == fastnn._HOME
-    assert modules == set(fastnn._SUBMODULES) == SUBMODULES
+    assert static == pkg._HOME
+    assert modules == set(pkg._SUBMODULES) == SUBMODULES[package]
 
 
 @pytest.mark.slow
