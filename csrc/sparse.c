@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 
+#include "compress4.h"
 #include "fastnn.h"
 
 /* Appends the nonzeros of row xr (in elements) to cols/vals from m on, and sets `bit` in word[i]
@@ -89,22 +90,6 @@ __attribute__((target("avx512f"))) static int64_t compact_row_avx512(const real 
 #endif
 
 #ifdef FASTNN_AVX2
-/* compress4[k]: the 32-bit lanes that pack the 64-bit lanes set in the 4-bit mask k to the front
- * (a permutevar8x32 index); compress4_32[k]: the same for 32-bit lanes */
-static const int32_t compress4[16][8] __attribute__((aligned(32))) = {
-    {0, 0, 0, 0, 0, 0, 0, 0}, {0, 1, 0, 0, 0, 0, 0, 0}, {2, 3, 0, 0, 0, 0, 0, 0},
-    {0, 1, 2, 3, 0, 0, 0, 0}, {4, 5, 0, 0, 0, 0, 0, 0}, {0, 1, 4, 5, 0, 0, 0, 0},
-    {2, 3, 4, 5, 0, 0, 0, 0}, {0, 1, 2, 3, 4, 5, 0, 0}, {6, 7, 0, 0, 0, 0, 0, 0},
-    {0, 1, 6, 7, 0, 0, 0, 0}, {2, 3, 6, 7, 0, 0, 0, 0}, {0, 1, 2, 3, 6, 7, 0, 0},
-    {4, 5, 6, 7, 0, 0, 0, 0}, {0, 1, 4, 5, 6, 7, 0, 0}, {2, 3, 4, 5, 6, 7, 0, 0},
-    {0, 1, 2, 3, 4, 5, 6, 7}};
-#ifdef FASTNN_REAL_F32
-static const int32_t compress4_32[16][4] __attribute__((aligned(16))) = {
-    {0, 0, 0, 0}, {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {2, 0, 0, 0}, {0, 2, 0, 0},
-    {1, 2, 0, 0}, {0, 1, 2, 0}, {3, 0, 0, 0}, {0, 3, 0, 0}, {1, 3, 0, 0}, {0, 1, 3, 0},
-    {2, 3, 0, 0}, {0, 2, 3, 0}, {1, 2, 3, 0}, {0, 1, 2, 3}};
-#endif
-
 /* AVX2 version of compact_row, 4 elements at a time: a compare and a movemask give the nonzero
  * lanes, a permute from the table packs them and their indices to the front, full stores write
  * them at m (as the AVX-512 version: the arrays have room past the count). */
@@ -126,13 +111,13 @@ __attribute__((target("avx2,fma"))) static int64_t compact_row_avx2(const real *
         __m256d v = _mm256_loadu_pd(xr + i);
         __m256d nz = _mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ);
         int k = _mm256_movemask_pd(nz);
-        __m256i perm = _mm256_load_si256((const __m256i *)compress4[k]);
+        __m256i perm = _mm256_load_si256((const __m256i *)compress4_64[k]);
         _mm256_storeu_pd(vals + m, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), perm)));
         __m256i nz64 = _mm256_castpd_si256(nz);
 #endif
         __m256i at = _mm256_add_epi64(lane, _mm256_set1_epi64x((long long)i));
         _mm256_storeu_si256((__m256i *)(cols + m),
-                            _mm256_permutevar8x32_epi32(at, _mm256_load_si256((const __m256i *)compress4[k])));
+                            _mm256_permutevar8x32_epi32(at, _mm256_load_si256((const __m256i *)compress4_64[k])));
         m += __builtin_popcount((unsigned)k);
         __m256i w = _mm256_loadu_si256((const __m256i *)(word + i));
         _mm256_storeu_si256((__m256i *)(word + i), _mm256_or_si256(w, _mm256_and_si256(bits, nz64)));

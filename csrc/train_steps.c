@@ -27,6 +27,7 @@
 #include <math.h>
 
 #include "act.h"
+#include "compress4.h"
 #include "train_steps.h"
 #include "vexp.h"
 
@@ -723,22 +724,6 @@ softmax_ce_regs2(const struct work *w, const int64_t *t, const int64_t *idx, ptr
     return total / (double)n;
 }
 
-/* compress4[k]: the lane indices that pack the lanes set in the 4-bit mask k to the front, as
- * 32-bit lanes (a permutevar index) and, for doubles, as pairs of them (permutevar8x32) */
-static const int32_t compress4[16][4] __attribute__((aligned(16))) = {
-    {0, 0, 0, 0}, {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {2, 0, 0, 0}, {0, 2, 0, 0},
-    {1, 2, 0, 0}, {0, 1, 2, 0}, {3, 0, 0, 0}, {0, 3, 0, 0}, {1, 3, 0, 0}, {0, 1, 3, 0},
-    {2, 3, 0, 0}, {0, 2, 3, 0}, {1, 2, 3, 0}, {0, 1, 2, 3}};
-#ifndef FASTNN_REAL_F32
-static const int32_t compress4_pairs[16][8] __attribute__((aligned(32))) = {
-    {0, 1, 0, 1, 0, 1, 0, 1}, {0, 1, 0, 1, 0, 1, 0, 1}, {2, 3, 0, 1, 0, 1, 0, 1},
-    {0, 1, 2, 3, 0, 1, 0, 1}, {4, 5, 0, 1, 0, 1, 0, 1}, {0, 1, 4, 5, 0, 1, 0, 1},
-    {2, 3, 4, 5, 0, 1, 0, 1}, {0, 1, 2, 3, 4, 5, 0, 1}, {6, 7, 0, 1, 0, 1, 0, 1},
-    {0, 1, 6, 7, 0, 1, 0, 1}, {2, 3, 6, 7, 0, 1, 0, 1}, {0, 1, 2, 3, 6, 7, 0, 1},
-    {4, 5, 6, 7, 0, 1, 0, 1}, {0, 1, 4, 5, 6, 7, 0, 1}, {2, 3, 4, 5, 6, 7, 0, 1},
-    {0, 1, 2, 3, 4, 5, 6, 7}};
-#endif
-
 /* The AVX2 compact_rows, 4 elements at a time: a compare and a movemask give the nonzero lanes,
  * a permute from the table packs them and their columns to the front, full stores write them at
  * m (the lanes past the count are overwritten next or never read; the stores end by the row's
@@ -763,13 +748,13 @@ __attribute__((target("avx2,fma"))) static void compact_rows_avx2(const struct w
 #ifdef FASTNN_REAL_F32
             __m128 v = _mm_loadu_ps(xr + i);
             int k = dense ? 15 : _mm_movemask_ps(_mm_cmp_ps(v, _mm_setzero_ps(), _CMP_NEQ_UQ));
-            __m128i perm = _mm_load_si128((const __m128i *)compress4[k]);
+            __m128i perm = _mm_load_si128((const __m128i *)compress4_32[k]);
             _mm_storeu_ps(w->vals + m, _mm_permutevar_ps(v, perm));
 #else
             __m256d v = _mm256_loadu_pd(xr + i);
             int k = dense ? 15 : _mm256_movemask_pd(_mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ));
-            __m128i perm = _mm_load_si128((const __m128i *)compress4[k]);
-            __m256i pairs = _mm256_load_si256((const __m256i *)compress4_pairs[k]);
+            __m128i perm = _mm_load_si128((const __m128i *)compress4_32[k]);
+            __m256i pairs = _mm256_load_si256((const __m256i *)compress4_64[k]);
             _mm256_storeu_pd(w->vals + m,
                              _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), pairs)));
 #endif
