@@ -863,8 +863,10 @@ def _convnet_step(deep, dtype):
 
 # --------------------------------------------------------------------------- peak memory
 #
-# ru_maxrss and VmHWM only grow within a process, so each column is measured in a fresh Python
-# process of its own (_peak_child), started by Peaks.measure.
+# The RSS high-water mark only grows within a process, so each column is measured in a fresh
+# Python process of its own (_peak_child, started by Peaks.measure). The mark read is VmHWM, the
+# new process image's own: ru_maxrss keeps the mark of the image before the exec, so a child of a
+# bench process grown to 400 MB reports at least 400 MB.
 
 _PEAK_COLUMNS = (("book", "book", "float64"), ("fast", "fastnn", "float64"),
                  ("fast_float32", "fastnn", "float32"), ("reference", "reference", "float64"),
@@ -913,13 +915,19 @@ class Peaks:
                                                 text=True)
         figures = {figure: dict.fromkeys(c for c, _, _ in _PEAK_COLUMNS)
                    for figure, _ in _PEAK_FIGURES}
-        for column, child in children.items():
-            out, err = child.communicate()
-            if child.returncode:
-                raise RuntimeError(f"the peak-memory process of column {column} failed: "
-                                   f"{err.strip()}")
-            for figure, value in json.loads(out).items():
-                figures[figure][column] = value
+        try:
+            for column, child in children.items():
+                out, err = child.communicate()
+                if child.returncode:
+                    raise RuntimeError(f"the peak-memory process of column {column} failed: "
+                                       f"{err.strip()}")
+                for figure, value in json.loads(out).items():
+                    figures[figure][column] = value
+        finally:  # after a failure, the columns still running are not waited for
+            for child in children.values():
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
         return figures
 
 
