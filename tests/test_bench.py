@@ -11,6 +11,7 @@ from fastnn import bench
 # cheap rows, one or more per group present in this build (select() drops rows of missing classes)
 CHEAP = ["(100, 10)", "784-50-10 batch 100, sparse x, float32", "TwoLayerNetwork 784-50-10",
          "BatchNormalization forward+backward (100, 100)", "Pooling"]
+PEAK = "peak memory of a DeepConvNet training step (tracemalloc and RSS)"
 FIELDS = {"group", "workload", "book", "fast", "reference", "torch", "jax", "ratio", "bound",
           "bound_kind", "flops", "bytes", "note"}
 
@@ -34,7 +35,7 @@ def test_list_names_every_group(capsys):
                  "main job"):
         assert text in names
     for cls, text in (("MultiLayerNet", "784-[100]x4-10"), ("Convolution", "Convolution fwd+bwd"),
-                      ("DeepConvNet", "DeepConvNet step")):
+                      ("DeepConvNet", "DeepConvNet step"), ("DeepConvNet", PEAK)):
         assert (text in names) == hasattr(fastnn, cls)
 
 
@@ -84,6 +85,43 @@ def test_quick_run_table_and_json(tmp_path, capsys):
     for name in expected:
         line = next(line for line in table if line.startswith(f"| {name} |"))
         assert f"| {by_name[name]['ratio']:.1f}x |" in line
+
+
+@pytest.mark.skipif(not hasattr(fastnn, "DeepConvNet"), reason="no DeepConvNet in this build")
+def test_peak_memory_row(tmp_path, capsys):
+    """The DeepConvNet memory row, quick (no reference column) and without PyTorch: a positive
+    figure per column run, in the table, the JSON and the markdown (no size asserted)."""
+    path = tmp_path / "peak.json"
+    assert bench.main(["conv", "--quick", "--no-torch", "-k", "peak memory",
+                       "--json", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[lines.index("") + 1].startswith(PEAK)
+    mib = r"([\d.]+) MiB"
+    for label in ("tracemalloc peak", "RSS high-water mark"):
+        line = next(line for line in lines if line.startswith(f"  {label} "))
+        m = re.fullmatch(rf"  {label} +{mib} +{mib} +([\d.]+)x +{mib}", line)
+        assert m and all(float(v) > 0 for v in m.groups())
+
+    [row] = json.loads(path.read_text())["rows"]
+    assert row["workload"] == PEAK and row["group"] == "conv" and row["unit"] == "bytes"
+    for figure in ("tracemalloc", "rss"):
+        values = row[figure]
+        assert set(values) == {"book", "fast", "fast_float32", "reference", "torch"}
+        assert all(values[c] > 0 for c in ("book", "fast", "fast_float32"))
+        assert values["reference"] is None and values["torch"] is None
+        assert row["ratio"][figure] == pytest.approx(values["book"] / values["fast"])
+
+    table = bench.markdown([path, path]).splitlines()
+    assert sum(line.startswith(f"| {PEAK}: ") for line in table) == 2
+
+
+def test_peak_child_torch(capsys):
+    """A memory row's PyTorch process, run here: its RSS figure, no tracemalloc figure (PyTorch's
+    allocator is not traced)."""
+    pytest.importorskip("torch")
+    bench._peak_child("torch", "float64", False, 1)
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["tracemalloc"] is None and figures["rss"] >= 0
 
 
 def test_bad_arguments():

@@ -6,8 +6,9 @@ what a reader runs instead of fastnn. The ratio is book time / fastnn time; the 
 row alternate run by run and each time is the median of its runs. `fastnn.reference`, PyTorch and
 JAX (when installed) are further columns, never the denominator. Where a bound is known it is
 printed: the bytes the workload must move at the memory bandwidth measured in the same run, or the
-FLOPs of its matrix products at the GEMM rate measured in the same run. Nothing here asserts a
-speed.
+FLOPs of its matrix products at the GEMM rate measured in the same run. A memory row (Peaks)
+prints the peak bytes of a training step instead, each column measured in a fresh process, and
+the ratio book bytes / fastnn bytes. Nothing here asserts a speed or a size.
 
     python -m fastnn.bench [kernels|models|ch6|conv ...] [--threads N] [--quick] [--json FILE]
                            [-k TEXT] [--no-torch] [--list]
@@ -821,30 +822,161 @@ def _convnet_torch(torch, params, deep):
     return step
 
 
+def _convnet_data(dtype):
+    """The convnet rows' batch: 100 MNIST-like (1, 28, 28) images of dtype and their labels."""
+    x, t = _mnist_like(100, 784, _rng(), dtype)
+    return x.reshape(100, 1, 28, 28), t
+
+
+def _convnet_book_step(deep, dtype, x, t):
+    """The book's SimpleConvNet / DeepConvNet and its step (gradient + Adam lr 0.001)."""
+    book = (book_deep_convnet if deep else book_simple_convnet)(_rng(), dtype=dtype)
+    adam = book_adam()
+    return book, lambda: adam(book.params, book.gradient(x, t))
+
+
+def _convnet_half_step(half, deep, dtype, x, t):
+    """The step (gradient + Adam lr 0.001) of half's (fastnn's or the reference's) SimpleConvNet
+    / DeepConvNet, or None when half has no such class."""
+    cls = "DeepConvNet" if deep else "SimpleConvNet"
+    if not hasattr(half, cls):
+        return None
+    net = getattr(half, cls)(**({} if dtype == np.float64 else {"dtype": dtype}))
+    opt = half.Adam(lr=0.001)
+    return lambda: opt.update(net.params, net.gradient(x, t))
+
+
 def _convnet_step(deep, dtype):
     """One step (gradient + Adam lr 0.001, as the book's train_convnet.py / train_deepnet.py) of
     SimpleConvNet or DeepConvNet, batch 100 of MNIST-like (1, 28, 28) input."""
-    rng = _rng()
-    x, t = _mnist_like(100, 784, rng, dtype)
-    x = x.reshape(100, 1, 28, 28)
-    book = (book_deep_convnet if deep else book_simple_convnet)(_rng(), dtype=dtype)
-    adam = book_adam()
-    cls = "DeepConvNet" if deep else "SimpleConvNet"
-    steps = []
-    for half in (fastnn, reference):
-        if not hasattr(half, cls):
-            steps.append(None)
-            continue
-        net = getattr(half, cls)(**({} if dtype == np.float64 else {"dtype": dtype}))
-        opt = half.Adam(lr=0.001)
-        steps.append(lambda net=net, opt=opt: opt.update(net.params, net.gradient(x, t)))
+    x, t = _convnet_data(dtype)
+    book, book_step = _convnet_book_step(deep, dtype, x, t)
 
     def torch(torch):
         step, xt, tt = _convnet_torch(torch, book.params, deep), torch.tensor(x), torch.tensor(t)
         return lambda: step(xt, tt)
 
-    return Timed(lambda: adam(book.params, book.gradient(x, t)), steps[0], steps[1], torch,
+    return Timed(book_step, _convnet_half_step(fastnn, deep, dtype, x, t),
+                 _convnet_half_step(reference, deep, dtype, x, t), torch,
                  flops=book.product_flops, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- peak memory
+#
+# The RSS high-water mark only grows within a process, so each column is measured in a fresh
+# Python process of its own (_peak_child, started by Peaks.measure). The mark read is VmHWM, the
+# new process image's own: ru_maxrss keeps the mark of the image before the exec, so a child of a
+# bench process grown to 400 MB reports at least 400 MB.
+
+_PEAK_COLUMNS = (("book", "book", "float64"), ("fast", "fastnn", "float64"),
+                 ("fast_float32", "fastnn", "float32"), ("reference", "reference", "float64"),
+                 ("torch", "torch", "float64"))
+_PEAK_FIGURES = (("tracemalloc", "tracemalloc peak"), ("rss", "RSS high-water mark"))
+
+
+@dataclass
+class Peaks:
+    """What a memory row measures: the peak memory of one training step (gradient + Adam, batch
+    100, as the timed rows) of the DeepConvNet (deep) or SimpleConvNet, after a warm-up step, for
+    each column of _PEAK_COLUMNS in a fresh process: the book's code, fastnn in float64 and
+    float32, the reference (not with --quick) and PyTorch (when installed and wanted)."""
+
+    deep: bool = True
+    note: str = ("float64 unless noted; one step after a warm-up step, each column in a fresh "
+                 "process. tracemalloc: the peak of NumPy's and Python's allocations made since "
+                 "the model was built (the warm-up's leftovers count: the layers' scratch and "
+                 "kept arrays, Adam's moments), not BLAS's or PyTorch's own allocator's. RSS: the "
+                 "process's high-water mark over the step minus its RSS before the warm-up, "
+                 "every allocator's pages")
+
+    def measure(self, threads, quick=False, with_torch=True):
+        """{figure: {column: bytes or None}} for figure tracemalloc and rss."""
+        import importlib.util
+        import os
+        import subprocess
+
+        skip = {"reference"} if quick else set()
+        if not (with_torch and importlib.util.find_spec("torch")):
+            skip.add("torch")
+        # the children import the fastnn this process runs, with this many BLAS / OpenMP threads
+        package_dir = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+        path = os.pathsep.join(p for p in (package_dir, os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads),
+                   OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        children = {}
+        for column, contender, dtype in _PEAK_COLUMNS:
+            if column in skip:
+                continue
+            code = (f"from fastnn.bench import _peak_child; "
+                    f"_peak_child({contender!r}, {dtype!r}, {self.deep!r}, {threads})")
+            # all at once: each process's figures are its own, whatever runs beside it
+            children[column] = subprocess.Popen([sys.executable, "-c", code], env=env,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True)
+        figures = {figure: dict.fromkeys(c for c, _, _ in _PEAK_COLUMNS)
+                   for figure, _ in _PEAK_FIGURES}
+        try:
+            for column, child in children.items():
+                out, err = child.communicate()
+                if child.returncode:
+                    raise RuntimeError(f"the peak-memory process of column {column} failed: "
+                                       f"{err.strip()}")
+                for figure, value in json.loads(out).items():
+                    figures[figure][column] = value
+        finally:  # after a failure, the columns still running are not waited for
+            for child in children.values():
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        return figures
+
+
+def _status_bytes(field):
+    """A size field of /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _peak_child(contender, dtype, deep, threads):
+    """The body of a Peaks.measure process: builds the batch and contender's model (book, fastnn,
+    reference or torch), runs a warm-up step and a measured step, and prints JSON {"tracemalloc":
+    bytes (null for torch, whose tensors tracemalloc does not see), "rss": bytes}."""
+    import tracemalloc
+
+    dtype = np.dtype(dtype)
+    fastnn.set_num_threads(threads)
+    x, t = _convnet_data(dtype)
+    if contender == "book":
+        step = _convnet_book_step(deep, dtype, x, t)[1]
+    elif contender == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        params = _convnet_book_step(deep, dtype, x, t)[0].params
+        torch_step, xt, tt = _convnet_torch(torch, params, deep), torch.tensor(x), torch.tensor(t)
+        del params
+
+        def step():
+            torch_step(xt, tt)
+    else:
+        step = _convnet_half_step(fastnn if contender == "fastnn" else reference, deep, dtype,
+                                  x, t)
+    before = _status_bytes("VmRSS")
+    tracemalloc.start()
+    step()
+    try:  # "5": reset the high-water mark to the current RSS, so that it covers one step
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not allowed here: the mark covers the warm-up too
+        pass
+    tracemalloc.reset_peak()
+    step()
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(json.dumps({"tracemalloc": None if contender == "torch" else traced,
+                      "rss": _status_bytes("VmHWM") - before}))
 
 
 def _row(group, name, make, *needs):
@@ -900,6 +1032,8 @@ WORKLOADS = [
     _row("conv", "DeepConvNet step (gradient + Adam), float64", lambda: _convnet_step(True, F64),
          "DeepConvNet"),
     _row("conv", "DeepConvNet step (gradient + Adam), float32", lambda: _convnet_step(True, F32),
+         "DeepConvNet"),
+    _row("conv", "peak memory of a DeepConvNet training step (tracemalloc and RSS)", Peaks,
          "DeepConvNet"),
 ]
 
@@ -977,12 +1111,43 @@ def _result(w, timed, times, machine):
                 bytes=timed.nbytes, note=timed.note)
 
 
+def _peak_result(w, peaks, threads, quick, with_torch):
+    """A memory row's figures: bytes by figure and column, the ratios book / fastnn float64."""
+    figures = peaks.measure(threads, quick, with_torch)
+    return dict(group=w.group, workload=w.name, unit="bytes", **figures,
+                ratio={f: v["book"] / v["fast"] for f, v in figures.items()}, note=peaks.note)
+
+
+def _fmt_bytes(n):
+    return "" if n is None else f"{n / _MIB:.1f} MiB"
+
+
+_PEAK_HEADS = (("book", "book"), ("fast", "fastnn"), ("fast_float32", "fastnn f32"),
+               ("reference", "reference"), ("torch", "torch"))
+
+
+def _print_peaks(r, print_fn):
+    """A memory row: its name over a line per figure (the columns of _PEAK_HEADS, the ratio)."""
+    def line(first, cells, ratio):
+        cells = [f"{c:>11s}" for c in cells]
+        return " ".join([first] + cells[:2] + [f"{ratio:>7s}"] + cells[2:]).rstrip()
+
+    header = line(f"{r['workload']:66s}", [h for _, h in _PEAK_HEADS], "ratio")
+    print_fn("")
+    print_fn(header)
+    print_fn("-" * len(header))
+    for figure, label in _PEAK_FIGURES:
+        print_fn(line(f"  {label:64s}", [_fmt_bytes(r[figure][c]) for c, _ in _PEAK_HEADS],
+                      f"{r['ratio'][figure]:.1f}x"))
+    print_fn(f"  ({r['note']})")
+
+
 def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=False,
         json_path=None, match=None):
     """Time the workloads of the groups in `which` (default: all) whose name contains one of
-    `match` (a string or a list),
-    print the table, write every figure to json_path when given; returns the list of row dicts.
-    quick: one timing run per column (and shorter runs)."""
+    `match` (a string or a list), and measure the memory rows among them; print the tables, write
+    every figure to json_path when given; returns the list of row dicts. quick: one timing run
+    per column (and shorter runs), no reference column in the memory rows."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -1012,9 +1177,12 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
                  + ("" if blas else "; threadpoolctl missing: BLAS threads not limited"))
         print_fn("ratio = the book's code / fastnn (SPEC 14); bound = bytes at the measured "
                  "bandwidth or matrix-product FLOPs at the measured GEMM rate")
-        results = []
+        results, timed_rows = [], []
         for w in workloads:
             timed = w.make()
+            if isinstance(timed, Peaks):
+                results.append(_peak_result(w, timed, threads, quick, with_torch))
+                continue
             fns = {c: getattr(timed, c) for c in _COLUMNS if getattr(timed, c)}
             if timed.floor:
                 fns["floor"] = timed.floor
@@ -1022,6 +1190,7 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
             for c, s in timed.scale.items():
                 times[c] *= s
             results.append(_result(w, timed, times, machine))
+            timed_rows.append((w, results[-1]))
             del timed, fns  # a row's data is freed before the next row's is made
 
         # PyTorch and JAX after all the others, imported only then: their threads (and PyTorch's
@@ -1038,7 +1207,7 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
             else:  # float64 arrays stay float64 (JAX's default is float32); XLA picks its threads
                 module.config.update("jax_enable_x64", True)
                 __import__("jax.numpy")
-            for w, result in zip(workloads, results):
+            for w, result in timed_rows:
                 factory = getattr(w.make(), name)
                 if factory:
                     result[name] = interleaved({name: factory(module)}, min_seconds, repeat,
@@ -1047,15 +1216,19 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
 
         header = (f"{'workload':58s} {'book':>10s} {'fastnn':>10s} {'ratio':>7s} {'bound':>10s} "
                   f"{'reference':>10s} {'torch':>10s}" + (f" {'jax':>10s}" if jax else ""))
-        print_fn(header)
-        print_fn("-" * len(header))
-        for r in results:
+        if timed_rows:
+            print_fn(header)
+            print_fn("-" * len(header))
+        for _, r in timed_rows:
             print_fn(f"{r['workload']:58s} {_fmt_time(r['book']):>10s} {_fmt_time(r['fast']):>10s} "
                      f"{r['ratio']:6.1f}x {_fmt_time(r['bound']):>10s} "
                      f"{_fmt_time(r['reference']):>10s} {_fmt_time(r['torch']):>10s}"
                      + (f" {_fmt_time(r['jax']):>10s}" if jax else ""))
             if r["note"]:
                 print_fn(f"  ({r['note']})")
+        for r in results:
+            if r.get("unit") == "bytes":
+                _print_peaks(r, print_fn)
         if json_path:
             with open(json_path, "w") as f:
                 json.dump({"machine": machine, "versions": _versions(torch, jax), "repeat": repeat,
@@ -1069,26 +1242,47 @@ def run(which=None, threads=1, with_torch=True, repeat=7, print_fn=print, quick=
 
 def markdown(paths):
     """A markdown table of the --json files at paths (several runs of the same workloads): each
-    time the median over the runs, the ratio as its range over them."""
+    time the median over the runs, the ratio as its range over them; the memory rows in a table
+    of their own, likewise."""
     runs = [json.load(open(p)) for p in paths]
     rows = {}
     for run_ in runs:
         for row in run_["rows"]:
             rows.setdefault(row["workload"], []).append(row)
     threads = sorted({run_["machine"]["threads"] for run_ in runs})
+    timed = {name: found for name, found in rows.items() if found[0].get("unit") != "bytes"}
+    peaks = {name: found for name, found in rows.items() if found[0].get("unit") == "bytes"}
     lines = [f"{len(runs)} run(s), {'/'.join(map(str, threads))} thread(s); times: medians over "
-             "the runs; ratio = the book's code / fastnn, lowest-highest over the runs", "",
-             "| workload | book | fastnn | ratio | bound | reference | torch |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, found in rows.items():
+             "the runs; ratio = the book's code / fastnn, lowest-highest over the runs"]
+    if timed:
+        lines += ["", "| workload | book | fastnn | ratio | bound | reference | torch |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, found in timed.items():
         def med(key):
             values = [r[key] for r in found if r[key] is not None]
             return _fmt_time(statistics.median(values)) if values else ""
-        lo, hi = min(r["ratio"] for r in found), max(r["ratio"] for r in found)
-        ratio = f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
-        lines.append(f"| {name} | {med('book')} | {med('fast')} | {ratio} | {med('bound')} | "
+        lines.append(f"| {name} | {med('book')} | {med('fast')} | "
+                     f"{_ratio_range([r['ratio'] for r in found])} | {med('bound')} | "
                      f"{med('reference')} | {med('torch')} |")
+    if peaks:
+        lines += ["", "| peak memory | " + " | ".join(h for _, h in _PEAK_HEADS[:2]) + " | ratio | "
+                  + " | ".join(h for _, h in _PEAK_HEADS[2:]) + " |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, found in peaks.items():
+        for figure, label in _PEAK_FIGURES:
+            def med(column):
+                values = [r[figure][column] for r in found if r[figure][column] is not None]
+                return _fmt_bytes(statistics.median(values)) if values else ""
+            lines.append(f"| {name}: {label} | {med('book')} | {med('fast')} | "
+                         f"{_ratio_range([r['ratio'][figure] for r in found])} | "
+                         + " | ".join(med(c) for c, _ in _PEAK_HEADS[2:]) + " |")
     return "\n".join(lines)
+
+
+def _ratio_range(ratios):
+    """'5.1x', or the range '4.9-5.3x' of ratios differing at the printed digit."""
+    lo, hi = min(ratios), max(ratios)
+    return f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
 
 
 def main(argv=None, prog="python -m fastnn.bench"):
