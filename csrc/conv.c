@@ -446,13 +446,15 @@ __attribute__((target("avx512f"))) static void direct1_sample_avx512(
 #endif
 
 #ifdef FASTNN_AVX2
-#define DIRECT_FB2 4 /* AVX2: filters per pass, 4 x 2 accumulator registers of the 16 */
+#define DIRECT_FB2 4 /* AVX2: filters per pass, 4 x 3 accumulator registers of the 16 */
+#define DIRECT_NB2 3 /* AVX2: registers of a row per pass (float32 rows of 24: one pass) */
 
-/* direct1_sample_avx512 in AVX2 registers (wpad padded to a multiple of DIRECT_FB filters, a
- * multiple of DIRECT_FB2). Only whole registers are stored (the masked store is slow here, see
- * im2col_t_row_s1_avx2): a row's last block runs on into the rows after it in the same filter's
- * plane, which are written after it; a register that would pass the end of the plane (into the
- * next sample's, maybe another thread's) goes through a buffer, its lanes of the row alone. */
+/* direct1_sample_avx512 in AVX2 registers, 4 filters x 3 registers of a row at a time (wpad
+ * padded to a multiple of DIRECT_FB filters, a multiple of DIRECT_FB2). Only whole registers are
+ * stored (the masked store is slow here, see im2col_t_row_s1_avx2): a row's last pass runs on
+ * into the rows after it in the same filter's plane, which are written after it; a register that
+ * would pass the end of the plane (into the next sample's, maybe another thread's) goes through a
+ * buffer, its lanes of the row alone. */
 __attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
     const real *xp, ptrdiff_t wp, const real *wpad, const real *bpad, ptrdiff_t fn, ptrdiff_t fh,
     ptrdiff_t fw, ptrdiff_t oh, ptrdiff_t ow, int relu, ptrdiff_t ystride, real *y)
@@ -460,24 +462,26 @@ __attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
     ptrdiff_t k = fh * fw, q = oh * ow;
     for (ptrdiff_t f0 = 0; f0 < fn; f0 += DIRECT_FB2)
         for (ptrdiff_t oy = 0; oy < oh; oy++)
-            for (ptrdiff_t ox = 0; ox < ow; ox += 2 * YLANES) {
-                yreal a[DIRECT_FB2][2];
+            for (ptrdiff_t ox = 0; ox < ow; ox += DIRECT_NB2 * YLANES) {
+                yreal a[DIRECT_FB2][DIRECT_NB2];
                 for (int g = 0; g < DIRECT_FB2; g++)
-                    a[g][0] = a[g][1] = Y(set1)(bpad[f0 + g]);
+                    a[g][0] = a[g][1] = a[g][2] = Y(set1)(bpad[f0 + g]);
                 for (ptrdiff_t ky = 0; ky < fh; ky++) {
                     const real *r = xp + (oy + ky) * wp + ox; /* in the padded row, slack incl. */
                     const real *wr = wpad + f0 * k + ky * fw;
                     for (ptrdiff_t kx = 0; kx < fw; kx++) {
                         yreal x0 = Y(loadu)(r + kx), x1 = Y(loadu)(r + kx + YLANES);
+                        yreal x2 = Y(loadu)(r + kx + 2 * YLANES);
                         for (int g = 0; g < DIRECT_FB2; g++) {
                             yreal wv = Y(set1)(wr[g * k + kx]);
                             a[g][0] = Y(fmadd)(wv, x0, a[g][0]);
                             a[g][1] = Y(fmadd)(wv, x1, a[g][1]);
+                            a[g][2] = Y(fmadd)(wv, x2, a[g][2]);
                         }
                     }
                 }
                 for (int g = 0; g < DIRECT_FB2 && f0 + g < fn; g++)
-                    for (int j = 0; j < 2; j++) {
+                    for (int j = 0; j < DIRECT_NB2; j++) {
                         yreal v = a[g][j];
                         if (relu) /* ReLU keeping NaN: v where !(v <= 0), else 0 */
                             v = Y(and)(v, Y(cmp)(v, Y(setzero)(), _CMP_NLE_UQ));
@@ -506,11 +510,17 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
                            int relu, real *y)
 {
 #ifdef FASTNN_AVX512
-    int avx512 = fastnn_avx512();
-    if (!avx512 && !fastnn_avx2())
+    if (!fastnn_avx2())
         return 0;
     ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
+    /* AVX-512 where its passes cover a row with no more lanes than AVX2's (rows of 24: 32 lanes
+       against 24; AMD's cores run an AVX-512 FMA as two AVX2 ones, so lanes are the cost) */
+    ptrdiff_t span = 2 * VLANES, span2 = DIRECT_NB2 * YLANES;
+    int avx512 = fastnn_avx512()
+                 && (ow + span - 1) / span * span <= (ow + span2 - 1) / span2 * span2;
     ptrdiff_t fnp = (fn + DIRECT_FB - 1) / DIRECT_FB * DIRECT_FB;
+    /* slack past a padded row: a pass reads up to 2 * VLANES (AVX2: 3 * YLANES) lanes from its
+       start */
     ptrdiff_t hp = h + 2 * p, wp = w + 2 * p + 2 * VLANES;
     real *wpad = calloc((size_t)(fnp * k + fnp), sizeof *wpad);
     if (!wpad)
@@ -565,7 +575,7 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
                    * tiles' code below spells out its 5 */
 
 #ifdef FASTNN_AVX512
-#define GRAD_FB 4 /* AVX-512: filters per tile, 4 x 5 accumulators + 4 dy + 5 inputs of the 32 */
+#define GRAD_FB 4 /* AVX-512: filters per tile: 4 x 5 accumulators + 4 dy + 5 inputs */
 
 /* acc (GRAD_FB x GRAD_KB registers) += the tile's terms of one sample: dyp[g] the (OH, OW)
  * plane of dy of the tile's filter g, off[j] the offset of filter position j in xp, the padded

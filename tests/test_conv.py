@@ -123,8 +123,10 @@ def test_stride_1_square_filters(dtype, data):
 def test_one_channel_stride_1(path, dtype, data):
     """One input channel, stride 1 (the models' first convolution): the forward computed directly
     with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block) or AVX2 (4
-    filters, whole-register stores running on into the next row, the plane's last registers
-    through a buffer), else by im2col.
+    filters and 3 registers, whole-register stores running on into the next rows, the plane's
+    last registers through a buffer; also on AVX-512 where it covers a row with fewer lanes),
+    else by im2col; the weight gradient directly as well (tiles of 4 or 2 filters x 5 filter
+    positions, masked row ends).
     Widths across the register blocks, filter counts off the multiples of 4 and 8, NaN, both
     layers' paths, inputs read-only and in other layouts."""
     with vector_path(path):
