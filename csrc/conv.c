@@ -446,13 +446,15 @@ __attribute__((target("avx512f"))) static void direct1_sample_avx512(
 #endif
 
 #ifdef FASTNN_AVX2
-#define DIRECT_FB2 4 /* AVX2: filters per pass, 4 x 2 accumulator registers of the 16 */
+#define DIRECT_FB2 4 /* AVX2: filters per pass, 4 x 3 accumulator registers of the 16 */
+#define DIRECT_NB2 3 /* AVX2: registers of a row per pass (float32 rows of 24: one pass) */
 
-/* direct1_sample_avx512 in AVX2 registers (wpad padded to a multiple of DIRECT_FB filters, a
- * multiple of DIRECT_FB2). Only whole registers are stored (the masked store is slow here, see
- * im2col_t_row_s1_avx2): a row's last block runs on into the rows after it in the same filter's
- * plane, which are written after it; a register that would pass the end of the plane (into the
- * next sample's, maybe another thread's) goes through a buffer, its lanes of the row alone. */
+/* direct1_sample_avx512 in AVX2 registers, 4 filters x 3 registers of a row at a time (wpad
+ * padded to a multiple of DIRECT_FB filters, a multiple of DIRECT_FB2). Only whole registers are
+ * stored (the masked store is slow here, see im2col_t_row_s1_avx2): a row's last pass runs on
+ * into the rows after it in the same filter's plane, which are written after it; a register that
+ * would pass the end of the plane (into the next sample's, maybe another thread's) goes through a
+ * buffer, its lanes of the row alone. */
 __attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
     const real *xp, ptrdiff_t wp, const real *wpad, const real *bpad, ptrdiff_t fn, ptrdiff_t fh,
     ptrdiff_t fw, ptrdiff_t oh, ptrdiff_t ow, int relu, ptrdiff_t ystride, real *y)
@@ -460,24 +462,26 @@ __attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
     ptrdiff_t k = fh * fw, q = oh * ow;
     for (ptrdiff_t f0 = 0; f0 < fn; f0 += DIRECT_FB2)
         for (ptrdiff_t oy = 0; oy < oh; oy++)
-            for (ptrdiff_t ox = 0; ox < ow; ox += 2 * YLANES) {
-                yreal a[DIRECT_FB2][2];
+            for (ptrdiff_t ox = 0; ox < ow; ox += DIRECT_NB2 * YLANES) {
+                yreal a[DIRECT_FB2][DIRECT_NB2];
                 for (int g = 0; g < DIRECT_FB2; g++)
-                    a[g][0] = a[g][1] = Y(set1)(bpad[f0 + g]);
+                    a[g][0] = a[g][1] = a[g][2] = Y(set1)(bpad[f0 + g]);
                 for (ptrdiff_t ky = 0; ky < fh; ky++) {
                     const real *r = xp + (oy + ky) * wp + ox; /* in the padded row, slack incl. */
                     const real *wr = wpad + f0 * k + ky * fw;
                     for (ptrdiff_t kx = 0; kx < fw; kx++) {
                         yreal x0 = Y(loadu)(r + kx), x1 = Y(loadu)(r + kx + YLANES);
+                        yreal x2 = Y(loadu)(r + kx + 2 * YLANES);
                         for (int g = 0; g < DIRECT_FB2; g++) {
                             yreal wv = Y(set1)(wr[g * k + kx]);
                             a[g][0] = Y(fmadd)(wv, x0, a[g][0]);
                             a[g][1] = Y(fmadd)(wv, x1, a[g][1]);
+                            a[g][2] = Y(fmadd)(wv, x2, a[g][2]);
                         }
                     }
                 }
                 for (int g = 0; g < DIRECT_FB2 && f0 + g < fn; g++)
-                    for (int j = 0; j < 2; j++) {
+                    for (int j = 0; j < DIRECT_NB2; j++) {
                         yreal v = a[g][j];
                         if (relu) /* ReLU keeping NaN: v where !(v <= 0), else 0 */
                             v = Y(and)(v, Y(cmp)(v, Y(setzero)(), _CMP_NLE_UQ));
@@ -506,11 +510,17 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
                            int relu, real *y)
 {
 #ifdef FASTNN_AVX512
-    int avx512 = fastnn_avx512();
-    if (!avx512 && !fastnn_avx2())
+    if (!fastnn_avx2())
         return 0;
     ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
+    /* AVX-512 where its passes cover a row with no more lanes than AVX2's (rows of 24: 32 lanes
+       against 24; AMD's cores run an AVX-512 FMA as two AVX2 ones, so lanes are the cost) */
+    ptrdiff_t span = 2 * VLANES, span2 = DIRECT_NB2 * YLANES;
+    int avx512 = fastnn_avx512()
+                 && (ow + span - 1) / span * span <= (ow + span2 - 1) / span2 * span2;
     ptrdiff_t fnp = (fn + DIRECT_FB - 1) / DIRECT_FB * DIRECT_FB;
+    /* slack past a padded row: a pass reads up to 2 * VLANES (AVX2: 3 * YLANES) lanes from its
+       start */
     ptrdiff_t hp = h + 2 * p, wp = w + 2 * p + 2 * VLANES;
     real *wpad = calloc((size_t)(fnp * k + fnp), sizeof *wpad);
     if (!wpad)
@@ -546,6 +556,199 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
 #else
     (void)x, (void)n, (void)h, (void)w, (void)wt, (void)b, (void)fn, (void)fh, (void)fw, (void)p;
     (void)relu, (void)y;
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------ one input channel, backward
+ *
+ * dW[f, ky, kx] = sum over samples and outputs (oy, ox) of dy[f, n, oy, ox] * xpad[n, oy + ky,
+ * ox + kx]: a product with only FN x FH * FW outputs and N * OH * OW terms each, where BLAS spends
+ * most of its time packing. Computed directly instead, sample by sample (its dy planes and padded
+ * plane stay in the cache): a sweep of a sample's output rows holds the partial sums of a tile of
+ * GRAD_FB filters x GRAD_KB filter positions in registers (lane l of register (g, j) sums the
+ * terms of the outputs in columns = l modulo the register width), each dy register loaded once
+ * for GRAD_KB positions and each shifted input register once for GRAD_FB filters. The tiles'
+ * sums carry over from sample to sample in memory and are reduced across lanes at the end. */
+
+#define GRAD_KB 5 /* filter positions per tile (the models' 5x5 filters: 5 tiles, 3x3: 2); the
+                   * tiles' code below spells out its 5 */
+
+#ifdef FASTNN_AVX512
+#define GRAD_FB 4 /* AVX-512: filters per tile: 4 x 5 accumulators + 4 dy + 5 inputs */
+
+/* acc (GRAD_FB x GRAD_KB registers) += the tile's terms of one sample: dyp[g] the (OH, OW)
+ * plane of dy of the tile's filter g, off[j] the offset of filter position j in xp, the padded
+ * plane (rows of wp, at least OW - 1 + VLANES past every offset). Every load is masked to the
+ * row's lanes (zeros elsewhere, so that an input column past the row, inf or NaN, adds nothing):
+ * one loop body for whole and last registers keeps the accumulators in registers from row to
+ * row (a separate tail made GCC spill all 20 of them at every row's end). */
+__attribute__((target("avx512f"))) static void direct1_grads_tile_avx512(
+    const real *xp, ptrdiff_t wp, const real *const *dyp, const ptrdiff_t *off, ptrdiff_t oh,
+    ptrdiff_t ow, real *acc)
+{
+    /* the accumulators as named variables, s<g><j>: GCC kept arrays of them (one of 20, or one
+       per filter) on the stack as well, storing them at every step */
+#define GRAD_FOR_J(M, g) M(g, 0) M(g, 1) M(g, 2) M(g, 3) M(g, 4)
+#define GRAD_FOR_GJ(M) GRAD_FOR_J(M, 0) GRAD_FOR_J(M, 1) GRAD_FOR_J(M, 2) GRAD_FOR_J(M, 3)
+#define GRAD_LOAD(g, j) vreal s##g##j = V(loadu)(acc + (g * GRAD_KB + j) * VLANES);
+#define GRAD_STORE(g, j) V(storeu)(acc + (g * GRAD_KB + j) * VLANES, s##g##j);
+#define GRAD_FMA(g, j) s##g##j = V(fmadd)(d##g, x##j, s##g##j);
+    GRAD_FOR_GJ(GRAD_LOAD)
+    const real *dy0 = dyp[0], *dy1 = dyp[1], *dy2 = dyp[2], *dy3 = dyp[3];
+    ptrdiff_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4];
+    for (ptrdiff_t oy = 0; oy < oh; oy++) {
+        const real *xr = xp + oy * wp;
+        ptrdiff_t e = oy * ow;
+        for (ptrdiff_t v = 0; v < ow; v += VLANES) {
+            vmask m = lanes_between(0, ow - v);
+            vreal d0 = V(maskz_loadu)(m, dy0 + e + v), d1 = V(maskz_loadu)(m, dy1 + e + v);
+            vreal d2 = V(maskz_loadu)(m, dy2 + e + v), d3 = V(maskz_loadu)(m, dy3 + e + v);
+            vreal x0 = V(maskz_loadu)(m, xr + v + o0), x1 = V(maskz_loadu)(m, xr + v + o1);
+            vreal x2 = V(maskz_loadu)(m, xr + v + o2), x3 = V(maskz_loadu)(m, xr + v + o3);
+            vreal x4 = V(maskz_loadu)(m, xr + v + o4);
+            GRAD_FOR_GJ(GRAD_FMA)
+        }
+    }
+    GRAD_FOR_GJ(GRAD_STORE)
+#undef GRAD_FOR_GJ
+#undef GRAD_LOAD
+#undef GRAD_STORE
+#undef GRAD_FMA
+}
+#endif
+
+#ifdef FASTNN_AVX2
+#define GRAD_FB2 2 /* AVX2: filters per tile, 2 x 5 accumulators + 2 dy + 1 input of the 16 */
+
+/* direct1_grads_tile_avx512 in AVX2 registers; only a row's last register is loaded masked
+ * (a masked load costs more than a plain one here) */
+__attribute__((target("avx2,fma"))) static void direct1_grads_tile_avx2(
+    const real *xp, ptrdiff_t wp, const real *const *dyp, const ptrdiff_t *off, ptrdiff_t oh,
+    ptrdiff_t ow, real *acc)
+{
+#define GRAD_FOR_GJ(M) GRAD_FOR_J(M, 0) GRAD_FOR_J(M, 1)
+#define GRAD_LOAD(g, j) yreal s##g##j = Y(loadu)(acc + (g * GRAD_KB + j) * YLANES);
+#define GRAD_STORE(g, j) Y(storeu)(acc + (g * GRAD_KB + j) * YLANES, s##g##j);
+#define GRAD_FMA(g, j) s##g##j = Y(fmadd)(d##g, x##j, s##g##j);
+    GRAD_FOR_GJ(GRAD_LOAD)
+    const real *dy0 = dyp[0], *dy1 = dyp[1];
+    __m256i tail = ylanes_between(0, ow % YLANES);
+    ptrdiff_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4];
+    for (ptrdiff_t oy = 0; oy < oh; oy++) {
+        const real *xr = xp + oy * wp;
+        ptrdiff_t e = oy * ow;
+        ptrdiff_t v = 0;
+        for (; v + YLANES <= ow; v += YLANES) {
+            yreal d0 = Y(loadu)(dy0 + e + v), d1 = Y(loadu)(dy1 + e + v);
+            yreal x0 = Y(loadu)(xr + v + o0), x1 = Y(loadu)(xr + v + o1);
+            yreal x2 = Y(loadu)(xr + v + o2), x3 = Y(loadu)(xr + v + o3);
+            yreal x4 = Y(loadu)(xr + v + o4);
+            GRAD_FOR_GJ(GRAD_FMA)
+        }
+        if (v < ow) {
+            yreal d0 = Y(maskload)(dy0 + e + v, tail), d1 = Y(maskload)(dy1 + e + v, tail);
+            yreal x0 = Y(maskload)(xr + v + o0, tail), x1 = Y(maskload)(xr + v + o1, tail);
+            yreal x2 = Y(maskload)(xr + v + o2, tail), x3 = Y(maskload)(xr + v + o3, tail);
+            yreal x4 = Y(maskload)(xr + v + o4, tail);
+            GRAD_FOR_GJ(GRAD_FMA)
+        }
+    }
+    GRAD_FOR_GJ(GRAD_STORE)
+#undef GRAD_FOR_GJ
+#undef GRAD_FOR_J
+#undef GRAD_LOAD
+#undef GRAD_STORE
+#undef GRAD_FMA
+}
+#endif
+
+/* dW (FN, FH * FW) <- dy . im2col(x)^T and db (FN,) <- the row sums of dy, for one input channel
+ * and stride 1, after dy (FN, N * Q) <- dy * relu'(y) in place when y (the forward's ReLU output,
+ * dy's size) is not NULL; x (N, 1, H, W) (the same memory as (1, N, H, W)). Threads take blocks
+ * of filters and go through the samples in order, so the sums do not depend on the thread count.
+ * Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no direct path (then
+ * nothing is written and the caller takes im2col). */
+ptrdiff_t FN(conv_direct1_grads)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, real *dy,
+                                 const real *y, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw,
+                                 ptrdiff_t p, real *dw, real *db)
+{
+#ifdef FASTNN_AVX512
+    if (!fastnn_avx2())
+        return 0;
+    ptrdiff_t oh = h + 2 * p - fh + 1, ow = w + 2 * p - fw + 1, q = oh * ow, k = fh * fw;
+    /* AVX-512 where its registers cover the rows with no more lanes than AVX2's (float32 rows of
+       24: 32 lanes against 24, and AMD's cores run an AVX-512 FMA as two AVX2 ones) */
+    int avx512 = fastnn_avx512()
+                 && (ow + VLANES - 1) / VLANES * VLANES <= (ow + YLANES - 1) / YLANES * YLANES;
+    ptrdiff_t fb = avx512 ? GRAD_FB : GRAD_FB2, lanes = avx512 ? VLANES : YLANES;
+    ptrdiff_t kp = (k + GRAD_KB - 1) / GRAD_KB * GRAD_KB, blocks = (fn + fb - 1) / fb;
+    ptrdiff_t hp = h + 2 * p, wp = w + 2 * p + lanes;
+    /* the tiles' lane sums, (blocks, kp / GRAD_KB, fb, GRAD_KB, lanes); each filter's db sum */
+    real *acc = calloc((size_t)(blocks * kp * fb * lanes), sizeof *acc);
+    ptrdiff_t *off = malloc((size_t)kp * sizeof *off);
+    double *dbsum = calloc((size_t)fn, sizeof *dbsum);
+    int failed = !acc || !off || !dbsum;
+    if (!failed) {
+        /* filter position (ky, kx) reads xp at offset ky * wp + kx; the positions that pad k to
+           a multiple of GRAD_KB read offset 0 and their sums are dropped */
+        for (ptrdiff_t j = 0; j < kp; j++)
+            off[j] = j < k ? j / fw * wp + j % fw : 0;
+        int nt = threads_for(fn * k * n * q);
+        nt = nt < blocks ? nt : (int)blocks;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(| : failed)
+        for (int t = 0; t < nt; t++) {
+            ptrdiff_t b0, b1;
+            thread_block(t, nt, blocks, &b0, &b1);
+            real *xp = calloc((size_t)(hp * wp), sizeof *xp); /* the padding stays zero */
+            if (!xp) {
+                failed = 1;
+                continue;
+            }
+            for (ptrdiff_t i = 0; i < n && b0 < b1; i++) {
+                for (ptrdiff_t r = 0; r < h; r++)
+                    memcpy(xp + (r + p) * wp + p, x + (i * h + r) * w, (size_t)w * sizeof *xp);
+                for (ptrdiff_t bl = b0; bl < b1; bl++) {
+                    /* a last block short of fb filters repeats its last filter; only the block's
+                       own filters are masked and summed */
+                    const real *dyp[GRAD_FB];
+                    for (ptrdiff_t g = 0; g < fb; g++) {
+                        ptrdiff_t f = bl * fb + g < fn ? bl * fb + g : fn - 1;
+                        real *plane = dy + (f * n + i) * q;
+                        if (f == bl * fb + g)
+                            dbsum[f] += act_backward_row(plane, y ? y + (f * n + i) * q : NULL, q);
+                        dyp[g] = plane;
+                    }
+                    for (ptrdiff_t j0 = 0; j0 < kp; j0 += GRAD_KB) {
+                        real *tile = acc + (bl * kp + j0) * fb * lanes;
+                        if (avx512)
+                            direct1_grads_tile_avx512(xp, wp, dyp, off + j0, oh, ow, tile);
+                        else
+                            direct1_grads_tile_avx2(xp, wp, dyp, off + j0, oh, ow, tile);
+                    }
+                }
+            }
+            free(xp);
+            for (ptrdiff_t bl = b0; bl < b1; bl++)
+                for (ptrdiff_t g = 0; g < fb && bl * fb + g < fn; g++) {
+                    ptrdiff_t f = bl * fb + g;
+                    for (ptrdiff_t j = 0; j < k; j++) {
+                        const real *lane = acc + ((bl * kp + j / GRAD_KB * GRAD_KB) * fb
+                                                  + g * GRAD_KB + j % GRAD_KB) * lanes;
+                        real sum = 0;
+                        for (ptrdiff_t l = 0; l < lanes; l++)
+                            sum += lane[l];
+                        dw[f * k + j] = sum;
+                    }
+                    db[f] = (real)dbsum[f];
+                }
+        }
+    }
+    free(acc), free(off), free(dbsum);
+    return failed ? FASTNN_NO_MEMORY : FASTNN_OK;
+#else
+    (void)x, (void)n, (void)h, (void)w, (void)dy, (void)y, (void)fn, (void)fh, (void)fw, (void)p;
+    (void)dw, (void)db;
     return 0;
 #endif
 }

@@ -31,6 +31,9 @@
     ptrdiff_t conv_direct1_##S(const T *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const T *wt,      \
                                const T *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,  \
                                int relu, T *y);                                                    \
+    ptrdiff_t conv_direct1_grads_##S(const T *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, T *dy,        \
+                                     const T *y, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw,         \
+                                     ptrdiff_t p, T *dw, T *db);                                   \
     void conv_bias_act_##S(T *y, const T *b, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t c0,            \
                            ptrdiff_t c1, int relu);                                                \
     void conv_act_backward_bias_##S(T *dy, const T *y, ptrdiff_t rows, ptrdiff_t len, T *db);       \

@@ -7,8 +7,8 @@ import functools
 
 import numpy as np
 import pytest
-from helpers import (FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, conv_case, vector_path,
-                     with_layout)
+from helpers import (FLOATS, LAYOUTS, PARALLEL_MIN, VECTOR_PATHS, conv_case, num_threads,
+                     vector_path, with_layout)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -123,8 +123,10 @@ def test_stride_1_square_filters(dtype, data):
 def test_one_channel_stride_1(path, dtype, data):
     """One input channel, stride 1 (the models' first convolution): the forward computed directly
     with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block) or AVX2 (4
-    filters, whole-register stores running on into the next row, the plane's last registers
-    through a buffer), else by im2col.
+    filters and 3 registers, whole-register stores running on into the next rows, the plane's
+    last registers through a buffer; also on AVX-512 where it covers a row with fewer lanes),
+    else by im2col; the weight gradient directly as well (tiles of 4 or 2 filters x 5 filter
+    positions, masked row ends).
     Widths across the register blocks, filter counts off the multiples of 4 and 8, NaN, both
     layers' paths, inputs read-only and in other layouts."""
     with vector_path(path):
@@ -193,6 +195,37 @@ def test_threads(dtype, threads):
     assert_allclose(fast.backward(dout), ref.backward(dout), rtol=TOL[dtype], atol=TOL[dtype])
     for g, eg in zip(fast.grads, ref.grads):
         assert_allclose(g, eg, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 100)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_one_channel_grads_threads(path, dtype):
+    """The one-channel weight gradient (csrc/conv.c conv_direct1_grads) on threads: blocks of
+    filters (30: a last block short of the 4 or 2 of a tile), the same sums on any thread count,
+    equal to the reference's; the ReLU mask written into dy."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 1, 28, 28)).astype(dtype)
+    W, b = rng.standard_normal((30, 1, 5, 5)).astype(dtype), np.zeros(30, dtype)
+    ref = reference.Convolution(W, b)
+    z = ref.forward(x)
+    dout = rng.standard_normal(z.shape).astype(dtype)
+    ref.backward(np.where(z <= 0, 0, dout))
+    results = []
+    with vector_path(path):
+        for n in (1, 2):
+            with num_threads(n):
+                fast = fastnn.Convolution(W, b)
+                fast._forward_planes(x, False, True)
+                dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
+                dW, db = np.empty_like(W), np.empty_like(b)
+                assert fast._backward_planes(dy, True, dW, db, None, None) is None
+                assert_array_equal(dy, np.where(z <= 0, 0, dout).transpose(1, 0, 2, 3))
+                results.append((dW, db))
+    if path != "portable":  # the portable path's product is BLAS's, on BLAS's threads
+        assert_array_equal(results[0][0], results[1][0])
+        assert_array_equal(results[0][1], results[1][1])
+    assert_allclose(results[0][0], ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 100)
+    assert_allclose(results[0][1], ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 100)
 
 
 def test_outputs_are_new_arrays_and_grads_written_in_place():

@@ -256,6 +256,12 @@ ENTRIES.update({
         lambda dt, n, c, rng: [_floats(rng, dt, n, 1, 5, 5), _floats(rng, dt, c, 1, 3, 3),
                                _floats(rng, dt, c), 1, True, np.empty((c, n * 25), dt)],
         {0: PLANES_IN, 1: PLANES_IN, 2: IN, 5: OUT}),
+    "conv_direct1_grads": Entry(
+        _core.conv_direct1_grads,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, 1, 5, 5), _floats(rng, dt, c, n, 5, 5),
+                               _floats(rng, dt, c, n, 5, 5), 3, 3, 1, np.empty((c, 9), dt),
+                               np.empty(c, dt)],
+        {0: PLANES_IN, 1: PLANES_OUT, 2: IN, 6: OUT, 7: OUT}),
     "conv_bias_act": Entry(
         _core.conv_bias_act,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n), True],

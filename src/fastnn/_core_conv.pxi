@@ -38,6 +38,12 @@ cdef extern from "conv.h" nogil:
     Py_ssize_t conv_direct1_f32(const float *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
                                 const float *wt, const float *b, Py_ssize_t fn, Py_ssize_t fh,
                                 Py_ssize_t fw, Py_ssize_t p, int relu, float *y)
+    Py_ssize_t conv_direct1_grads_f64(const double *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                      double *dy, const double *y, Py_ssize_t fn, Py_ssize_t fh,
+                                      Py_ssize_t fw, Py_ssize_t p, double *dw, double *db)
+    Py_ssize_t conv_direct1_grads_f32(const float *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
+                                      float *dy, const float *y, Py_ssize_t fn, Py_ssize_t fh,
+                                      Py_ssize_t fw, Py_ssize_t p, float *dw, float *db)
     void conv_bias_act_f64(double *y, const double *b, Py_ssize_t rows, Py_ssize_t ld,
                            Py_ssize_t c0, Py_ssize_t c1, int relu)
     void conv_bias_act_f32(float *y, const float *b, Py_ssize_t rows, Py_ssize_t ld,
@@ -224,6 +230,49 @@ def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, 
     if status == 0:
         return False
     _check_status(status, "conv_direct1")
+    return True
+
+
+def conv_direct1_grads(cnp.ndarray x not None, cnp.ndarray dy not None, cnp.ndarray y,
+                       Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t pad, cnp.ndarray dW not None,
+                       cnp.ndarray db not None):
+    """dW (FN, FH * FW) <- dy . im2col(x)^T and db (FN,) <- the row sums of dy, for one input
+    channel and stride 1, computed directly (no im2col), after dy (FN, N, OH, OW) <- dy where y >
+    0 (or NaN), else 0, in place, when y (conv_direct1's ReLU output, dy's size) is given. x (N,
+    1, H, W) or (1, N, H, W). Returns False, having written nothing, when this CPU or build has no
+    direct path (the caller then takes im2col and a product)."""
+    cdef int typenum = _float_array(x, "x")
+    cdef bint cnhw = cnp.PyArray_NDIM(x) == 4 and cnp.PyArray_DIM(x, 0) == 1
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, 1, pad)
+    if g.c != 1:
+        raise ValueError(f"x: expected one channel, got shape {(<object> x).shape}")
+    if cnp.PyArray_NDIM(dy) < 1:
+        raise ValueError("dy: expected at least 1-D")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(dy, 0)
+    _like(dy, "dy", typenum, fn * g.n * g.oh * g.ow, True)
+    cdef void *pz = NULL
+    if y is not None:
+        _like(y, "y", typenum, fn * g.n * g.oh * g.ow, False)
+        pz = cnp.PyArray_DATA(y)
+    _like(dW, "dW", typenum, fn * fh * fw, True)
+    _like(db, "db", typenum, fn, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pd = cnp.PyArray_DATA(dy)
+    cdef void *pw = cnp.PyArray_DATA(dW)
+    cdef void *pb = cnp.PyArray_DATA(db)
+    cdef Py_ssize_t status
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            status = conv_direct1_grads_f64(<double *> px, g.n, g.h, g.w, <double *> pd,
+                                            <double *> pz, fn, fh, fw, pad, <double *> pw,
+                                            <double *> pb)
+        else:
+            status = conv_direct1_grads_f32(<float *> px, g.n, g.h, g.w, <float *> pd,
+                                            <float *> pz, fn, fh, fw, pad, <float *> pw,
+                                            <float *> pb)
+    if status == 0:
+        return False
+    _check_status(status, "conv_direct1_grads")
     return True
 
 

@@ -204,8 +204,12 @@ class Convolution:
         x, x_cnhw = self._planes
         FN, C, FH, FW = self.params[0].shape
         N, Q, K = dy.shape[1], dy.shape[2] * dy.shape[3], C * FH * FW
+        y = self._y if relu else None
+        if C == 1 and self.stride == 1 and _core.conv_direct1_grads(x, dy, y, FH, FW, self.pad,
+                                                                    dW, db):
+            return
         dy = dy.reshape(FN, -1)
-        _core.conv_act_backward_bias(dy, self._y if relu else None, db)
+        _core.conv_act_backward_bias(dy, y, db)
         blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
         col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
         part = self._scratch.get("dW part", (FN, K), dy.dtype) if len(blocks) > 1 else None
