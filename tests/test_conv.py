@@ -104,12 +104,13 @@ def test_stride_1_square_filters(dtype, data):
     # the models' path, (C, N, H, W) planes, read-only
     planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
     planes.flags.writeable = False
-    y = fast._forward_planes(planes, True, True)
+    workspace = fastnn.conv._Scratch()
+    y = fast._forward_planes(planes, True, True, workspace)
     assert_allclose(y.transpose(1, 0, 2, 3), np.maximum(expected, 0), rtol=TOL[dtype],
                     atol=TOL[dtype])
     dW, db = np.empty_like(W), np.empty_like(b)
     dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
-    dx = fast._backward_planes(dy, True, dW, db, planes.shape, fastnn.conv._Scratch())
+    dx = fast._backward_planes(dy, True, dW, db, planes.shape, workspace)
     expected_dx = ref.backward(dout * (expected > 0))
     assert_allclose(dx.transpose(1, 0, 2, 3), expected_dx, rtol=TOL[dtype], atol=TOL[dtype])
     assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
@@ -153,12 +154,14 @@ def test_one_channel_stride_1(path, dtype, data):
         planes = x.copy()
         planes.flags.writeable = False
         relu, cnhw = data.draw(st.booleans()), data.draw(st.booleans())
-        y = fast._forward_planes(planes.reshape(1, n, h, w) if cnhw else planes, cnhw, relu)
+        workspace = fastnn.conv._Scratch()
+        y = fast._forward_planes(planes.reshape(1, n, h, w) if cnhw else planes, cnhw, relu,
+                                 workspace)
         a = np.where(expected <= 0, 0, expected) if relu else expected  # ReLU keeps NaN
         assert_allclose(y.transpose(1, 0, 2, 3), a, rtol=TOL[dtype], atol=TOL[dtype])
         dW, db = np.empty_like(W), np.empty_like(b)
         fast._backward_planes(np.ascontiguousarray(dout.transpose(1, 0, 2, 3)), relu, dW, db,
-                              None, None)
+                              None, workspace)
         ref.backward(np.where(expected <= 0, 0, dout) if relu else dout)
         assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
         assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
@@ -215,10 +218,11 @@ def test_one_channel_grads_threads(path, dtype):
         for n in (1, 2):
             with num_threads(n):
                 fast = fastnn.Convolution(W, b)
-                fast._forward_planes(x, False, True)
+                workspace = fastnn.conv._Scratch()
+                fast._forward_planes(x, False, True, workspace)
                 dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
                 dW, db = np.empty_like(W), np.empty_like(b)
-                assert fast._backward_planes(dy, True, dW, db, None, None) is None
+                assert fast._backward_planes(dy, True, dW, db, None, workspace) is None
                 assert_array_equal(dy, np.where(z <= 0, 0, dout).transpose(1, 0, 2, 3))
                 results.append((dW, db))
     if path != "portable":  # the portable path's product is BLAS's, on BLAS's threads
@@ -323,7 +327,8 @@ def test_planes_path(dtype, relu, data):
     x_cnhw = data.draw(st.booleans())
     fast, ref = fastnn.Convolution(W, b, stride, pad), reference.Convolution(W, b, stride, pad)
     planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
-    y = fast._forward_planes(planes, x_cnhw, relu)
+    workspace = fastnn.conv._Scratch()  # one for both passes, as a model's layers share theirs
+    y = fast._forward_planes(planes, x_cnhw, relu, workspace)
     z = ref.forward(x)
     a = np.maximum(z, 0) if relu else z
     assert_allclose(y.transpose(1, 0, 2, 3), a, rtol=TOL[dtype], atol=TOL[dtype])
@@ -333,11 +338,11 @@ def test_planes_path(dtype, relu, data):
     dW, db = np.empty_like(W), np.empty_like(b)
     dy = np.ascontiguousarray(dout.transpose(1, 0, 2, 3))
     dx = fast._backward_planes(dy, relu, dW, db, (x.shape[1], x.shape[0]) + x.shape[2:],
-                               fastnn.conv._Scratch())
+                               workspace)
     assert_allclose(dx.transpose(1, 0, 2, 3), expected_dx, rtol=TOL[dtype], atol=TOL[dtype])
     assert_allclose(dW, ref.dW, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
     assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
-    assert fast._backward_planes(dy, relu, dW, db, None, None) is None
+    assert fast._backward_planes(dy, relu, dW, db, None, workspace) is None
 
 
 def test_relu_keeps_nan():
@@ -347,3 +352,32 @@ def test_relu_keeps_nan():
     dy, db = np.ones((1, 4)), np.empty(1)
     fastnn._core.conv_act_backward_bias(dy, y, db)
     assert_array_equal(dy, [[1.0, 0.0, 1.0, 0.0]]) and db[0] == 2.0
+
+
+def test_workspace_flat_buffer_is_one_per_dtype_grown_to_the_largest_size():
+    """The buffer a model's convolutions take in turn (im2col's rows, col2im's input): a prefix
+    view of one array per dtype, replaced only by a larger one."""
+    workspace = fastnn.conv._Scratch()
+    a = workspace.flat("col", 10, np.float64)
+    assert a.shape == (10,) and a.dtype == np.float64
+    b = workspace.flat("col", 4, np.float64)
+    assert b.base is a.base and b.shape == (4,)
+    c = workspace.flat("col", 4, np.float32)
+    assert c.dtype == np.float32 and c.base is not a.base
+    d = workspace.flat("col", 11, np.float64)
+    assert d.shape == (11,) and d.base is not a.base
+    assert workspace.flat("col", 10, np.float64).base is d.base
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+def test_deep_convnet_convolutions_share_one_buffer(threads):
+    """Every convolution of a model packs into the model's one "col" buffer (per dtype), sized
+    for the largest layer's products; no layer keeps a col of its own."""
+    net = fastnn.DeepConvNet(seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28))
+    net.gradient(x, np.arange(4))
+    flat = [k for k in net._workspace._arrays if isinstance(k, tuple)]
+    assert flat == [("col", np.dtype(np.float64))]
+    for layer, _ in net._stages:
+        if isinstance(layer, fastnn.Convolution):
+            assert not any("col" in str(k) for k in layer._scratch._arrays)

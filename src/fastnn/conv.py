@@ -48,6 +48,16 @@ class _Scratch:
             a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
+    def flat(self, name, size, dtype):
+        """The first size elements of a 1-D buffer kept per name and dtype and grown to the
+        largest size asked: one buffer that several layers (or one layer's several products)
+        take in turn, each only for the length of one call."""
+        key = (name, np.dtype(dtype))
+        a = self._arrays.get(key)
+        if a is None or a.size < size:
+            a = self._arrays[key] = np.empty(size, dtype)
+        return a[:size]
+
 
 def _images(x, name="x"):
     """x as an array, checked to be a non-empty (N, C, H, W) batch of real numbers."""
@@ -169,10 +179,10 @@ class Convolution:
         size = max(1, min(n, _BLOCK_BYTES // per_sample))
         return [(i, min(n, i + size)) for i in range(0, n, size)]
 
-    def _products(self, x, x_cnhw, relu=None):
+    def _products(self, x, x_cnhw, relu, workspace):
         """y (FN, N, OH, OW) = W . im2col(x), then act(y + b) unless relu is None (act ReLU when
         relu, else the identity); a buffer of the layer. x a float buffer, (N, C, H, W) or
-        (C, N, H, W) (x_cnhw), kept for backward. One input channel and stride 1 (the models'
+        (C, N, H, W) (x_cnhw), kept for backward; im2col's rows go to workspace's "col". One input channel and stride 1 (the models'
         first layer) is computed directly where the CPU has AVX-512 (csrc/conv.c)."""
         dtype = x.dtype
         W = as_buffer(self.params[0], dtype)
@@ -188,7 +198,7 @@ class Convolution:
         if C == 1 and self.stride == 1 and _core.conv_direct1(x, W, b, self.pad, bool(relu), y):
             return y.reshape(FN, N, out_h, out_w)
         blocks = self._blocks(N, K * Q * dtype.itemsize)
-        col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dtype)
+        col = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * Q, dtype)
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
@@ -197,10 +207,10 @@ class Convolution:
                 _core.conv_bias_act(y, b, relu, start * Q, stop * Q)
         return y.reshape(FN, N, out_h, out_w)
 
-    def _weight_grads(self, dy, relu, dW, db):
+    def _weight_grads(self, dy, relu, dW, db, workspace):
         """dW (FN, C*FH*FW) <- dy . col^T and db (FN,) <- the row sums of dy, for dy (FN, N, OH,
         OW) a buffer of dtype that is first masked in place by the ReLU's output (relu: the
-        forward ran _forward_planes with relu=True)."""
+        forward ran _forward_planes with relu=True); col in workspace's "col"."""
         x, x_cnhw = self._planes
         FN, C, FH, FW = self.params[0].shape
         N, Q, K = dy.shape[1], dy.shape[2] * dy.shape[3], C * FH * FW
@@ -211,7 +221,7 @@ class Convolution:
         dy = dy.reshape(FN, -1)
         _core.conv_act_backward_bias(dy, y, db)
         blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
-        col = self._scratch.get("col", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
+        col = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * Q, dy.dtype)
         part = self._scratch.get("dW part", (FN, K), dy.dtype) if len(blocks) > 1 else None
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
@@ -227,8 +237,8 @@ class Convolution:
         filters and pad < FH that is the convolution of dy, padded by FH - 1 - pad, with the
         flipped filters W[f, c, ::-1, ::-1] summed over f: im2col of dy and one product with
         K = FN*FH*FW (no col2im, and no product with only FN terms per element), taken when C >=
-        FN (measured: with fewer channels W^T . dy and col2im are faster). workspace holds the
-        buffers the model's layers share."""
+        FN (measured: with fewer channels W^T . dy and col2im are faster). The products' other
+        operand goes to workspace's "col" (im2col's buffer: the two are never in use at once)."""
         W = as_buffer(self.params[0], dy.dtype)
         FN, C, FH, FW = W.shape
         C_, N, H, W_ = dx.shape
@@ -238,7 +248,7 @@ class Convolution:
             K, HW = FN * FH * FW, H * W_
             flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
             blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
-            dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * HW,), dy.dtype)
+            dcol = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * HW, dy.dtype)
             for start, stop in blocks:
                 c = dcol[:K * (stop - start) * HW].reshape(K, (stop - start) * HW)
                 _core.im2col(dy, FH, FW, 1, FH - 1 - self.pad, c, True, True, start, stop)
@@ -247,7 +257,7 @@ class Convolution:
         K, Q = C * FH * FW, OH * OW
         W2t, dy2 = W.reshape(FN, K).T, dy.reshape(FN, -1)
         blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
-        dcol = workspace.get("dcol", (K * (blocks[0][1] - blocks[0][0]) * Q,), dy.dtype)
+        dcol = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * Q, dy.dtype)
         for start, stop in blocks:
             c = dcol[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             np.matmul(W2t, dy2[:, start * Q:stop * Q], out=c)
@@ -269,7 +279,7 @@ class Convolution:
         else:
             planes = self._scratch.get("x", x.shape, dtype)  # the layer's copy: backward reads it
             planes[...] = x
-            y = self._products(planes, False)
+            y = self._products(planes, False, None, self._scratch)
             out = np.empty((N, W.shape[0], out_h, out_w), dtype)
             _core.swap_outer(y, out, as_buffer(np.broadcast_to(b, W.shape[:1]), dtype))
             self._last = (dtype, x.shape, out.shape)
@@ -298,7 +308,7 @@ class Convolution:
         _core.swap_outer(as_buffer(dout, dtype), dy)
         dW = np.empty((FN, self.params[0][0].size), dtype)
         db = np.empty(FN, dtype)
-        self._weight_grads(dy, False, dW, db)
+        self._weight_grads(dy, False, dW, db, self._scratch)
         dx_planes = self._scratch.get("dx", (x_shape[1], N) + x_shape[2:], dtype)
         self._input_grad(dy, dx_planes, self._scratch)
         dx = np.empty(x_shape, dtype)
@@ -309,19 +319,20 @@ class Convolution:
 
     # ------------------------------------------------------------------ the models' path
 
-    def _forward_planes(self, x, x_cnhw, relu):
+    def _forward_planes(self, x, x_cnhw, relu, workspace):
         """The models' forward: x a float buffer (N, C, H, W), or (C, N, H, W) when x_cnhw, of the
         model's dtype, checked by the model -> act(W . im2col(x) + b) (FN, N, OH, OW), act ReLU
-        (relu) or the identity, a buffer of the layer."""
-        self._y = self._products(x, x_cnhw, relu)
+        (relu) or the identity, a buffer of the layer. workspace holds the buffers the model's
+        layers share."""
+        self._y = self._products(x, x_cnhw, relu, workspace)
         return self._y
 
     def _backward_planes(self, dy, relu, dW, db, dx_shape, workspace):
         """The models' backward: dy (FN, N, OH, OW), a buffer the layer may overwrite; writes dW
         (FN, C, FH, FW) and db (FN,), new arrays of the model; returns dx (C, N, H, W), a buffer
         of the layer, or None when dx_shape is None (a first layer needs no dx). workspace holds
-        the model's dcol buffer, shared by its layers."""
-        self._weight_grads(dy, relu, dW.reshape(dW.shape[0], -1), db)
+        the buffers the model's layers share."""
+        self._weight_grads(dy, relu, dW.reshape(dW.shape[0], -1), db, workspace)
         if dx_shape is None:
             return None
         dx = self._scratch.get("dx", dx_shape, dy.dtype)

@@ -53,7 +53,7 @@ class _ConvNet:
     (layer, relu), relu when a ReLU follows the layer and is fused into it)."""
 
     def _init_core(self):
-        self._workspace = _Scratch()  # buffers the layers share (col2im's input)
+        self._workspace = _Scratch()  # buffers the layers share (im2col's rows, col2im's input)
         self._trace = None  # what the last forward left for backward
 
     def _images(self, x):
@@ -76,7 +76,7 @@ class _ConvNet:
         for i, (layer, relu) in enumerate(self._stages):
             shape, was_cnhw = h.shape, cnhw
             if isinstance(layer, Convolution):
-                h, cnhw = layer._forward_planes(h, cnhw, relu), True
+                h, cnhw = layer._forward_planes(h, cnhw, relu, self._workspace), True
             elif isinstance(layer, Pooling):
                 following = self._stages[i + 1][0] if i + 1 < len(self._stages) else None
                 out_cnhw = isinstance(following, Convolution)
