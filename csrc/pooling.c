@@ -7,7 +7,9 @@
  * the Affine layer after it flattens).
  * Backward: every arg is checked first (a bad one: its index is the status, nothing written); then
  * each dx plane is zeroed and dout added at every window's arg (overlapping windows
- * accumulate, as col2im). One thread owns a plane: the sums do not depend on the thread count.
+ * accumulate, as col2im), or, for the models' disjoint 2x2 stride-2 windows, each dx element is
+ * written once (the dout its window routes to it, or 0). One thread owns a plane: the sums do not
+ * depend on the thread count.
  */
 #include "conv.h"
 
@@ -186,11 +188,85 @@ void FN(maxpool_forward)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
     }
 }
 
-/* dx plane += dout at each window's arg (each checked by maxpool_backward to lie in the window) */
-static FASTNN_CLONES void maxpool_backward_plane(const real *dout, const int32_t *arg, ptrdiff_t h,
-                                                 ptrdiff_t w, ptrdiff_t fw, ptrdiff_t s,
-                                                 ptrdiff_t p, ptrdiff_t oh, ptrdiff_t ow, real *dx)
+#ifdef FASTNN_AVX2
+/* The dx rows d0, d1 under output row (g, a) of 2x2 stride-2 windows, YLANES windows at a time:
+ * each dx element written once, the window's dout where its arg points and 0 elsewhere (dout + 0:
+ * a -0 dout gives +0, as the scatter into zeros does). Each window's dout and arg are duplicated
+ * into the lanes of its two columns and the args compared with the lanes' window indices. Rows of
+ * at least YLANES windows; the last block moved back to end at the row's end, as the forward. */
+__attribute__((target("avx2,fma"))) static void maxpool_backward_row_2x2_avx2(const real *g,
+                                                                             const int32_t *a,
+                                                                             ptrdiff_t ow,
+                                                                             real *d0, real *d1)
 {
+#ifdef FASTNN_REAL_F32
+#define DUP_LO(v) _mm256_permute2f128_ps(_mm256_unpacklo_ps(v, v), _mm256_unpackhi_ps(v, v), 0x20)
+#define DUP_HI(v) _mm256_permute2f128_ps(_mm256_unpacklo_ps(v, v), _mm256_unpackhi_ps(v, v), 0x31)
+#define LOAD_ARG(p) _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define SAME(u, v) _mm256_cmpeq_epi32(_mm256_castps_si256(u), _mm256_castps_si256(v))
+    const yreal top = _mm256_castsi256_ps(_mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1));
+    const yreal bottom = _mm256_castsi256_ps(_mm256_setr_epi32(2, 3, 2, 3, 2, 3, 2, 3));
+#else
+#define DUP_LO(v) _mm256_permute4x64_pd(v, _MM_SHUFFLE(1, 1, 0, 0))
+#define DUP_HI(v) _mm256_permute4x64_pd(v, _MM_SHUFFLE(3, 3, 2, 2))
+#define LOAD_ARG(p)                                                                                \
+    _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(p))))
+#define SAME(u, v) _mm256_cmpeq_epi64(_mm256_castpd_si256(u), _mm256_castpd_si256(v))
+    const yreal top = _mm256_castsi256_pd(_mm256_setr_epi64x(0, 1, 0, 1));
+    const yreal bottom = _mm256_castsi256_pd(_mm256_setr_epi64x(2, 3, 2, 3));
+#endif
+#define PICK(at, k, v) Y(add)(Y(and)(Y(castsi256)(SAME(at, k)), v), zero)
+    const yreal zero = Y(setzero)();
+    for (ptrdiff_t v = 0; v < ow; v += YLANES) {
+        ptrdiff_t ox = v < ow - YLANES ? v : ow - YLANES; /* dx columns [2 ox, 2 ox + 2 YLANES) */
+        yreal gv = Y(loadu)(g + ox), av = LOAD_ARG(a + ox);
+        yreal g_lo = DUP_LO(gv), g_hi = DUP_HI(gv), a_lo = DUP_LO(av), a_hi = DUP_HI(av);
+        Y(storeu)(d0 + 2 * ox, PICK(a_lo, top, g_lo));
+        Y(storeu)(d0 + 2 * ox + YLANES, PICK(a_hi, top, g_hi));
+        Y(storeu)(d1 + 2 * ox, PICK(a_lo, bottom, g_lo));
+        Y(storeu)(d1 + 2 * ox + YLANES, PICK(a_hi, bottom, g_hi));
+    }
+#undef DUP_LO
+#undef DUP_HI
+#undef LOAD_ARG
+#undef SAME
+#undef PICK
+}
+#endif
+
+/* dx plane <- dout at each window's arg (each checked by maxpool_backward to lie in the window),
+ * 0 elsewhere; overlapping windows add their shares */
+static FASTNN_CLONES void maxpool_backward_plane(const real *dout, const int32_t *arg, ptrdiff_t h,
+                                                 ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,
+                                                 ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
+                                                 ptrdiff_t ow, real *dx, int avx2)
+{
+    (void)avx2;
+    if (fh == 2 && fw == 2 && s == 2 && p == 0) { /* disjoint windows: each dx element set once */
+        for (ptrdiff_t oy = 0; oy < oh; oy++) {
+            const real *g = dout + oy * ow;
+            const int32_t *a = arg + oy * ow;
+            real *d0 = dx + 2 * oy * w, *d1 = d0 + w;
+            if (w > 2 * ow) /* an odd width: the last column lies in no window */
+                d0[w - 1] = d1[w - 1] = 0;
+#ifdef FASTNN_AVX2
+            if (avx2 && ow >= YLANES) {
+                maxpool_backward_row_2x2_avx2(g, a, ow, d0, d1);
+                continue;
+            }
+#endif
+            for (ptrdiff_t ox = 0; ox < ow; ox++) {
+                real v = g[ox] + 0; /* a -0 dout gives +0, as the scatter into zeros */
+                d0[2 * ox] = a[ox] == 0 ? v : 0;
+                d0[2 * ox + 1] = a[ox] == 1 ? v : 0;
+                d1[2 * ox] = a[ox] == 2 ? v : 0;
+                d1[2 * ox + 1] = a[ox] == 3 ? v : 0;
+            }
+        }
+        if (h > 2 * oh) /* an odd height: the last row lies in no window */
+            memset(dx + (h - 1) * w, 0, (size_t)w * sizeof *dx);
+        return;
+    }
     memset(dx, 0, (size_t)(h * w) * sizeof *dx);
     for (ptrdiff_t oy = 0; oy < oh; oy++)
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
@@ -209,6 +285,7 @@ ptrdiff_t FN(maxpool_backward)(const real *dout, const int32_t *arg, ptrdiff_t n
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
     ptrdiff_t first = PTRDIFF_MAX, size = n * c * q;
+    int avx2 = fastnn_avx2();
     int nt = n * c * h * w >= FASTNN_PARALLEL_MIN ? fastnn_get_num_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(min : first)
     for (ptrdiff_t e = 0; e < size; e++)
@@ -219,8 +296,8 @@ ptrdiff_t FN(maxpool_backward)(const real *dout, const int32_t *arg, ptrdiff_t n
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t r = 0; r < n * c; r++) {
         ptrdiff_t i = r / c, j = r % c, o = conv_plane(i, j, n, c, q, out_cnhw);
-        maxpool_backward_plane(dout + o, arg + o, h, w, fw, s, p, oh, ow,
-                               dx + conv_plane(i, j, n, c, h * w, x_cnhw));
+        maxpool_backward_plane(dout + o, arg + o, h, w, fh, fw, s, p, oh, ow,
+                               dx + conv_plane(i, j, n, c, h * w, x_cnhw), avx2);
     }
     return FASTNN_OK;
 }

@@ -177,15 +177,19 @@ def test_backward_checks_the_window_indices():
 
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("width", [2, 7, 8, 10, 14, 16, 18, 22, 24, 33, 48],
+@pytest.mark.parametrize("height", [6, 7], ids=lambda h: f"h{h}")
+@pytest.mark.parametrize("width", [2, 3, 7, 8, 9, 10, 14, 16, 17, 18, 22, 24, 33, 48],
                          ids=lambda w: f"w{w}")
-def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
-    """The models' 2x2 stride-2 pooling has its own AVX-512 loop (whole registers and a masked
-    last block) and AVX2 loop (rows of at least a register, the last block moved back to overlap
-    the one before; shorter rows portable): output widths 1-24 around both register widths;
-    ties, NaN and +-inf in every lane position, against the reference."""
-    rng = np.random.default_rng(width)
-    x = np.round(rng.standard_normal((3, 2, 6, width)))
+def test_2x2_stride_2_vector_and_portable_paths(path, dtype, height, width):
+    """The models' 2x2 stride-2 pooling has its own AVX-512 forward loop (whole registers and a
+    masked last block), AVX2 forward and backward loops (rows of at least a register, the last
+    block moved back to overlap the one before; shorter rows portable) and a backward that writes
+    each dx element once: output widths 1-24 around both register widths, odd heights and widths
+    (a last row or column in no window, still zeroed in a dx full of NaN); ties, NaN and +-inf in
+    every lane position, -0 in dout (dx +0, as the reference's scatter into zeros), against the
+    reference."""
+    rng = np.random.default_rng(width + 100 * height)
+    x = np.round(rng.standard_normal((3, 2, height, width)))
     x[rng.random(x.shape) < 0.05] = np.nan
     x[rng.random(x.shape) < 0.05] = np.inf
     x[rng.random(x.shape) < 0.05] = -np.inf
@@ -196,4 +200,13 @@ def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
         assert_array_equal(out, expected)
         assert_array_equal(fast.arg_max, ref.arg_max)
         dout = rng.standard_normal(out.shape).astype(dtype)
-        assert_array_equal(fast.backward(dout), ref.backward(dout))
+        dout[rng.random(out.shape) < 0.2] = -0.0
+        expected_dx = ref.backward(dout)
+        dx = fast.backward(dout)
+        assert_array_equal(dx, expected_dx)
+        assert_array_equal(np.signbit(dx), np.signbit(expected_dx))
+        arg = np.empty(out.shape, np.int32)
+        _core.maxpool_forward(x, 2, 2, 2, 0, np.empty_like(out), arg)
+        dx = np.full_like(x, np.nan)
+        _core.maxpool_backward(dout, arg, dx, 2, 2, 2, 0)
+        assert_array_equal(dx, expected_dx)
