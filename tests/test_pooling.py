@@ -175,6 +175,22 @@ def test_backward_checks_the_window_indices():
     assert (dx == 7).all()  # checked before anything is written
 
 
+@pytest.mark.parametrize("bad", [-1, -2**31, 9, 2**31 - 1])
+@pytest.mark.parametrize("where", [0, 16383, 16384, 33000, 50 * 3 * 16 * 16 - 1])
+def test_backward_finds_the_first_bad_window_index(bad, where):
+    """The check runs over chunks of 16384 args: a bad index at either end of one, in a later
+    chunk, negative or too large, with a second bad one after it; nothing written."""
+    x = np.random.default_rng(where).standard_normal((50, 3, 32, 32))
+    out, arg = np.empty((50, 3, 16, 16)), np.empty((50, 3, 16, 16), np.int32)
+    _core.maxpool_forward(x, 3, 3, 2, 1, out, arg)
+    arg.flat[where] = bad
+    arg.flat[where + 1:] = 9  # later bad ones
+    dx = np.full(x.shape, 7.0)
+    with pytest.raises(ValueError, match=rf"arg.flat\[{where}\] = {bad} is outside the 3x3"):
+        _core.maxpool_backward(out, arg, dx, 3, 3, 2, 1)
+    assert (dx == 7).all()
+
+
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("height", [6, 7], ids=lambda h: f"h{h}")
