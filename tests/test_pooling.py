@@ -226,3 +226,31 @@ def test_2x2_stride_2_vector_and_portable_paths(path, dtype, height, width):
         dx = np.full_like(x, np.nan)
         _core.maxpool_backward(dout, arg, dx, 2, 2, 2, 0)
         assert_array_equal(dx, expected_dx)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_2x2_stride_2_layouts(path, dtype, layout):
+    """The models' 2x2 stride-2 loops behind every input layout of the layer (x and dout) and
+    every (N, C, H, W) / (C, N, H, W) pairing of the planes path, odd sizes, ties."""
+    rng = np.random.default_rng(len(layout))
+    x = np.round(2 * rng.standard_normal((3, 4, 11, 19))).astype(dtype)
+    ref = reference.Pooling(2, 2)
+    expected = ref.forward(x)
+    dout = rng.standard_normal(expected.shape).astype(dtype)
+    expected_dx = ref.backward(dout)
+    with vector_path(path):
+        fast = fastnn.Pooling(2, 2)
+        assert_array_equal(fast.forward(with_layout(x, layout)), expected)
+        assert_array_equal(fast.arg_max, ref.arg_max)
+        assert_array_equal(fast.backward(with_layout(dout, layout)), expected_dx)
+        for x_cnhw in (False, True):
+            for out_cnhw in (False, True):
+                fast = fastnn.Pooling(2, 2)
+                xp = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
+                out = fast._forward_planes(xp, x_cnhw, out_cnhw)
+                assert_array_equal(out.transpose(1, 0, 2, 3) if out_cnhw else out, expected)
+                dp = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)) if out_cnhw else dout
+                dx = fast._backward_planes(dp)
+                assert_array_equal(dx.transpose(1, 0, 2, 3) if x_cnhw else dx, expected_dx)
