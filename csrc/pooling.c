@@ -7,9 +7,9 @@
  * the Affine layer after it flattens).
  * Backward: every arg is checked first (a bad one: its index is the status, nothing written); then
  * each dx plane is zeroed and dout added at every window's arg (overlapping windows
- * accumulate, as col2im), or, for the models' disjoint 2x2 stride-2 windows, each dx element is
- * written once (the dout its window routes to it, or 0). One thread owns a plane: the sums do not
- * depend on the thread count.
+ * accumulate, as col2im), or, for the models' disjoint 2x2 stride-2 windows in rows of at least
+ * an AVX2 register, each dx element is written once (the dout its window routes to it, or 0). One
+ * thread owns a plane: the sums do not depend on the thread count.
  */
 #include "conv.h"
 
@@ -235,38 +235,29 @@ __attribute__((target("avx2,fma"))) static void maxpool_backward_row_2x2_avx2(co
 #endif
 
 /* dx plane <- dout at each window's arg (each checked by maxpool_backward to lie in the window),
- * 0 elsewhere; overlapping windows add their shares */
+ * 0 elsewhere; overlapping windows add their shares. Zeroing the plane, then scattering into it
+ * while it is in cache, beats a select per dx element in C (2x2 stride 2 on 24x24 planes: 1.3 ms
+ * against 3.3). */
 static FASTNN_CLONES void maxpool_backward_plane(const real *dout, const int32_t *arg, ptrdiff_t h,
                                                  ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,
                                                  ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
                                                  ptrdiff_t ow, real *dx, int avx2)
 {
     (void)avx2;
-    if (fh == 2 && fw == 2 && s == 2 && p == 0) { /* disjoint windows: each dx element set once */
+#ifdef FASTNN_AVX2
+    /* disjoint windows, rows of at least a register: each dx element set once */
+    if (fh == 2 && fw == 2 && s == 2 && p == 0 && avx2 && ow >= YLANES) {
         for (ptrdiff_t oy = 0; oy < oh; oy++) {
-            const real *g = dout + oy * ow;
-            const int32_t *a = arg + oy * ow;
             real *d0 = dx + 2 * oy * w, *d1 = d0 + w;
             if (w > 2 * ow) /* an odd width: the last column lies in no window */
                 d0[w - 1] = d1[w - 1] = 0;
-#ifdef FASTNN_AVX2
-            if (avx2 && ow >= YLANES) {
-                maxpool_backward_row_2x2_avx2(g, a, ow, d0, d1);
-                continue;
-            }
-#endif
-            for (ptrdiff_t ox = 0; ox < ow; ox++) {
-                real v = g[ox] + 0; /* a -0 dout gives +0, as the scatter into zeros */
-                d0[2 * ox] = a[ox] == 0 ? v : 0;
-                d0[2 * ox + 1] = a[ox] == 1 ? v : 0;
-                d1[2 * ox] = a[ox] == 2 ? v : 0;
-                d1[2 * ox + 1] = a[ox] == 3 ? v : 0;
-            }
+            maxpool_backward_row_2x2_avx2(dout + oy * ow, arg + oy * ow, ow, d0, d1);
         }
         if (h > 2 * oh) /* an odd height: the last row lies in no window */
             memset(dx + (h - 1) * w, 0, (size_t)w * sizeof *dx);
         return;
     }
+#endif
     memset(dx, 0, (size_t)(h * w) * sizeof *dx);
     for (ptrdiff_t oy = 0; oy < oh; oy++)
         for (ptrdiff_t ox = 0; ox < ow; ox++) {
