@@ -199,11 +199,11 @@ def test_backward_finds_the_first_bad_window_index(bad, where):
 def test_2x2_stride_2_vector_and_portable_paths(path, dtype, height, width):
     """The models' 2x2 stride-2 pooling has its own AVX-512 forward loop (whole registers and a
     masked last block), AVX2 forward and backward loops (rows of at least a register, the last
-    block moved back to overlap the one before; shorter rows portable) and a backward that writes
-    each dx element once: output widths 1-24 around both register widths, odd heights and widths
-    (a last row or column in no window, still zeroed in a dx full of NaN); ties, NaN and +-inf in
-    every lane position, -0 in dout (dx +0, as the reference's scatter into zeros), against the
-    reference."""
+    block moved back to overlap the one before; shorter rows: the AVX-512 backward loop, one
+    masked block, or the portable code), and the vector backward writes each dx element once:
+    output widths 1-24 around both register widths, odd heights and widths (a last row or column
+    in no window, still zeroed in a dx full of NaN); ties, NaN and +-inf in every lane position,
+    -0 in dout (dx +0, as the reference's scatter into zeros), against the reference."""
     rng = np.random.default_rng(width + 100 * height)
     x = np.round(rng.standard_normal((3, 2, height, width)))
     x[rng.random(x.shape) < 0.05] = np.nan
