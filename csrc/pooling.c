@@ -20,12 +20,24 @@ static inline int replaces(real v, real best)
     return (best == best) & !(v <= best);
 }
 
-/* best, at <- v, k when v replaces best, as selects */
+#ifdef FASTNN_REAL_F32
+typedef uint32_t real_bits;
+#else
+typedef uint64_t real_bits;
+#endif
+
+/* best, at <- v, k when v replaces best: selects through integer masks, which GCC leaves free of
+ * branches (the ternaries it compiled into branches on the comparisons: 12 ns a window on random
+ * data) */
 #define TAKE(v, k)                                                                                 \
     do {                                                                                           \
-        int take_ = replaces(v, best);                                                             \
-        best = take_ ? (v) : best;                                                                 \
-        at = take_ ? (k) : at;                                                                     \
+        real v_ = (v);                                                                             \
+        real_bits m_ = -(real_bits)replaces(v_, best), vb_, bb_;                                   \
+        memcpy(&vb_, &v_, sizeof vb_);                                                             \
+        memcpy(&bb_, &best, sizeof bb_);                                                           \
+        bb_ = (vb_ & m_) | (bb_ & ~m_);                                                            \
+        memcpy(&best, &bb_, sizeof best);                                                          \
+        at = (int32_t)(((uint32_t)(k) & (uint32_t)m_) | ((uint32_t)at & ~(uint32_t)m_));           \
     } while (0)
 
 #ifdef FASTNN_AVX512
