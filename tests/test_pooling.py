@@ -175,17 +175,37 @@ def test_backward_checks_the_window_indices():
     assert (dx == 7).all()  # checked before anything is written
 
 
+@pytest.mark.parametrize("bad", [-1, -2**31, 9, 2**31 - 1])
+@pytest.mark.parametrize("where", [0, 16383, 16384, 33000, 50 * 3 * 16 * 16 - 1])
+def test_backward_finds_the_first_bad_window_index(bad, where):
+    """The check runs over chunks of 16384 args: a bad index at either end of one, in a later
+    chunk, negative or too large, with a second bad one after it; nothing written."""
+    x = np.random.default_rng(where).standard_normal((50, 3, 32, 32))
+    out, arg = np.empty((50, 3, 16, 16)), np.empty((50, 3, 16, 16), np.int32)
+    _core.maxpool_forward(x, 3, 3, 2, 1, out, arg)
+    arg.flat[where] = bad
+    arg.flat[where + 1:] = 9  # later bad ones
+    dx = np.full(x.shape, 7.0)
+    with pytest.raises(ValueError, match=rf"arg.flat\[{where}\] = {bad} is outside the 3x3"):
+        _core.maxpool_backward(out, arg, dx, 3, 3, 2, 1)
+    assert (dx == 7).all()
+
+
 @pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("width", [2, 7, 8, 10, 14, 16, 18, 22, 24, 33, 48],
+@pytest.mark.parametrize("height", [6, 7], ids=lambda h: f"h{h}")
+@pytest.mark.parametrize("width", [2, 3, 7, 8, 9, 10, 14, 16, 17, 18, 22, 24, 33, 48],
                          ids=lambda w: f"w{w}")
-def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
-    """The models' 2x2 stride-2 pooling has its own AVX-512 loop (whole registers and a masked
-    last block) and AVX2 loop (rows of at least a register, the last block moved back to overlap
-    the one before; shorter rows portable): output widths 1-24 around both register widths;
-    ties, NaN and +-inf in every lane position, against the reference."""
-    rng = np.random.default_rng(width)
-    x = np.round(rng.standard_normal((3, 2, 6, width)))
+def test_2x2_stride_2_vector_and_portable_paths(path, dtype, height, width):
+    """The models' 2x2 stride-2 pooling has its own AVX-512 forward loop (whole registers and a
+    masked last block), AVX2 forward and backward loops (rows of at least a register, the last
+    block moved back to overlap the one before; shorter rows: the AVX-512 backward loop, one
+    masked block, or the portable code), and the vector backward writes each dx element once:
+    output widths 1-24 around both register widths, odd heights and widths (a last row or column
+    in no window, still zeroed in a dx full of NaN); ties, NaN and +-inf in every lane position,
+    -0 in dout (dx +0, as the reference's scatter into zeros), against the reference."""
+    rng = np.random.default_rng(width + 100 * height)
+    x = np.round(rng.standard_normal((3, 2, height, width)))
     x[rng.random(x.shape) < 0.05] = np.nan
     x[rng.random(x.shape) < 0.05] = np.inf
     x[rng.random(x.shape) < 0.05] = -np.inf
@@ -196,4 +216,41 @@ def test_2x2_stride_2_vector_and_portable_paths(path, dtype, width):
         assert_array_equal(out, expected)
         assert_array_equal(fast.arg_max, ref.arg_max)
         dout = rng.standard_normal(out.shape).astype(dtype)
-        assert_array_equal(fast.backward(dout), ref.backward(dout))
+        dout[rng.random(out.shape) < 0.2] = -0.0
+        expected_dx = ref.backward(dout)
+        dx = fast.backward(dout)
+        assert_array_equal(dx, expected_dx)
+        assert_array_equal(np.signbit(dx), np.signbit(expected_dx))
+        arg = np.empty(out.shape, np.int32)
+        _core.maxpool_forward(x, 2, 2, 2, 0, np.empty_like(out), arg)
+        dx = np.full_like(x, np.nan)
+        _core.maxpool_backward(dout, arg, dx, 2, 2, 2, 0)
+        assert_array_equal(dx, expected_dx)
+
+
+@pytest.mark.parametrize("path", VECTOR_PATHS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_2x2_stride_2_layouts(path, dtype, layout):
+    """The models' 2x2 stride-2 loops behind every input layout of the layer (x and dout) and
+    every (N, C, H, W) / (C, N, H, W) pairing of the planes path, odd sizes, ties."""
+    rng = np.random.default_rng(len(layout))
+    x = np.round(2 * rng.standard_normal((3, 4, 11, 19))).astype(dtype)
+    ref = reference.Pooling(2, 2)
+    expected = ref.forward(x)
+    dout = rng.standard_normal(expected.shape).astype(dtype)
+    expected_dx = ref.backward(dout)
+    with vector_path(path):
+        fast = fastnn.Pooling(2, 2)
+        assert_array_equal(fast.forward(with_layout(x, layout)), expected)
+        assert_array_equal(fast.arg_max, ref.arg_max)
+        assert_array_equal(fast.backward(with_layout(dout, layout)), expected_dx)
+        for x_cnhw in (False, True):
+            for out_cnhw in (False, True):
+                fast = fastnn.Pooling(2, 2)
+                xp = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
+                out = fast._forward_planes(xp, x_cnhw, out_cnhw)
+                assert_array_equal(out.transpose(1, 0, 2, 3) if out_cnhw else out, expected)
+                dp = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)) if out_cnhw else dout
+                dx = fast._backward_planes(dp)
+                assert_array_equal(dx.transpose(1, 0, 2, 3) if x_cnhw else dx, expected_dx)
