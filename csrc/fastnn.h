@@ -32,7 +32,10 @@ int fastnn_set_simd(int level);
     int sparse_index_##S(const T *x, ptrdiff_t n, ptrdiff_t in, int64_t *rowptr, int64_t *cols,      \
                           T *vals, int64_t *colptr, int64_t *rows, T *cvals, uint64_t *bits);        \
     void sparse_combine_##S(const int64_t *ptr, const int64_t *idx, const T *a, const T *X, T *out,    \
-                            ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h);
+                            ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h);                 \
+    /* gemm_narrow.c: c (m, n) = a b, a (m, k), or a^T b, a (k, m) (trans_a); b (k, n) */          \
+    void gemm_narrow_##S(const T *a, const T *b, T *c, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,        \
+                         int trans_a);
 
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)

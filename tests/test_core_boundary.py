@@ -281,6 +281,14 @@ ENTRIES.update({
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 3, 3), _windows(rng, n, c),
                                np.empty((n, c, 6, 6), dt), 2, 2, 2, 0],
         {0: PLANES_IN, 1: WINDOWS_IN, 2: PLANES_OUT}),
+    "gemm_narrow": Entry(
+        _core.gemm_narrow,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, c, 5), np.empty((n, 5), dt)],
+        {0: rows(0), 1: rows(0), 2: Arg(two_d=True, written=True, axis=0)}),
+    "gemm_narrow, a transposed": Entry(
+        lambda a, b, c: _core.gemm_narrow(a, b, c, True),
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, 5), np.empty((c, 5), dt)],
+        {0: rows(0), 1: rows(0), 2: Arg(two_d=True, written=True, axis=0)}),
 })
 
 # public names of _core that take no arrays

@@ -113,3 +113,6 @@ def maxpool_forward(x: _Floats, fh: int, fw: int, stride: int, pad: int, out: _F
 def maxpool_backward(dout: _Floats, arg: NDArray[np.int32], dx: _Floats, fh: int, fw: int,
                      stride: int, pad: int, x_cnhw: bool = False,
                      out_cnhw: bool = False) -> None: ...
+
+# _core_gemm.pxi
+def gemm_narrow(a: _Floats, b: _Floats, c: _Floats, trans_a: bool = False) -> None: ...
