@@ -40,6 +40,17 @@ int fastnn_set_simd(int level);
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)
 
+/* mt19937.c: NumPy's MT19937 state (numpy/random/src/mt19937/mt19937.h, which NumPy does not
+ * install; _core checks the layout against NumPy's draws before using it). mt19937_random fills
+ * out with the next n uniform [0, 1) doubles, as MT19937's random() draws them; returns FASTNN_OK,
+ * or 0 for a state position outside [0, MT19937_N] (nothing drawn). */
+#define MT19937_N 624
+typedef struct {
+    uint32_t key[MT19937_N];
+    int pos;
+} mt19937_state;
+ptrdiff_t mt19937_random(mt19937_state *state, double *out, ptrdiff_t n);
+
 /* numgrad_twolayer.c (float64 only) */
 ptrdiff_t twolayer_numerical_gradient(const double *x, const int64_t *t, const double *W1,
                                       const double *b1, const double *W2, const double *b2,

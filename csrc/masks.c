@@ -3,8 +3,8 @@
  * ReLU: mask = x <= 0 (NaN is not masked: NaN stays NaN, as the book's out[mask] = 0 leaves it),
  * out = x where the mask is 0, else 0; backward dx = dout where the mask is 0, else 0 (also when
  * dout is NaN or inf there, as the book's dx[mask] = 0).
- * Dropout: mask = u > ratio from uniform draws u in [0, 1) (NumPy's, drawn by the caller so the
- * random stream is NumPy's own), out = x * mask (x * 0 keeps NaN and a sign, as NumPy's x * mask);
+ * Dropout: mask = u > ratio from uniform draws u in [0, 1) (NumPy's numbers, drawn by the caller
+ * with NumPy or mt19937.c), out = x * mask (x * 0 keeps NaN and a sign, as NumPy's x * mask);
  * backward dx = dout * mask. One pass each; masks are one byte per element (NumPy's bool).
  *
  * Contract (checked by _core.pyx): C-contiguous buffers of n elements; a forward's out does not

@@ -289,6 +289,10 @@ ENTRIES.update({
         lambda a, b, c: _core.gemm_narrow(a, b, c, True),
         lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, 5), np.empty((c, 5), dt)],
         {0: rows(0), 1: rows(0), 2: Arg(two_d=True, written=True, axis=0)}),
+    "mt19937_random": Entry(
+        _core.mt19937_random,
+        lambda dt, n, c, rng: [np.random.MT19937(0), np.empty((n, c))],
+        {1: Arg(written=True, axis=None)}),
 })
 
 # public names of _core that take no arrays

@@ -116,3 +116,6 @@ def maxpool_backward(dout: _Floats, arg: NDArray[np.int32], dx: _Floats, fh: int
 
 # _core_gemm.pxi
 def gemm_narrow(a: _Floats, b: _Floats, c: _Floats, trans_a: bool = False) -> None: ...
+
+# _core_random.pxi
+def mt19937_random(bit_generator: np.random.MT19937, out: NDArray[np.float64]) -> None: ...

@@ -10,6 +10,7 @@ new arrays, which fastnn never writes again.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -298,9 +299,30 @@ def check_dropout_ratio(ratio, name="dropout_ratio"):
     return value
 
 
-def uniform_draws(rng, shape):
+@functools.cache
+def _mt19937_compiled():
+    """Whether _core.mt19937_random draws NumPy's own numbers here: it reads the state struct of
+    NumPy's MT19937, which NumPy does not publish, so the layout is checked once against NumPy."""
+    ours, numpys = np.random.MT19937(20261203), np.random.MT19937(20261203)
+    draws = np.empty(1001)  # 2002 words: across three regenerations of the state
+    _core.mt19937_random(ours, draws)
+    expected = np.random.Generator(numpys).random(1001)
+    state, numpys_state = ours.state["state"], numpys.state["state"]
+    return (np.array_equal(draws, expected) and state["pos"] == numpys_state["pos"]
+            and np.array_equal(state["key"], numpys_state["key"]))
+
+
+def uniform_draws(rng, shape, out=None):
     """Uniform [0, 1) float64 draws of shape: np.random.rand(*shape) from NumPy's global state, as
-    the book draws them (rng None), else rng.random(shape)."""
+    the book draws them (rng None), else rng.random(shape). The same numbers come from compiled
+    code when the bit generator is an MT19937 (the global state's is), into out (a float64 array
+    of that shape) when given."""
+    owner = getattr(np.random.rand, "__self__", None) if rng is None else rng
+    bit_generator = getattr(owner, "_bit_generator" if rng is None else "bit_generator", None)
+    if isinstance(bit_generator, np.random.MT19937) and _mt19937_compiled():
+        draws = np.empty(shape) if out is None else out
+        _core.mt19937_random(bit_generator, draws.reshape(-1))
+        return draws
     return np.asarray(np.random.rand(*shape) if rng is None else rng.random(shape))
 
 
@@ -309,8 +331,9 @@ class Dropout:
     draw exceeds dropout_ratio (the bool `mask`); at test time, x * (1 - dropout_ratio).
 
     The draws are the book's np.random.rand(*x.shape) from NumPy's global random state; rng (a
-    np.random.Generator, or a seed for one) draws rng.random(x.shape) instead. The mask and the
-    product are one compiled pass.
+    np.random.Generator, or a seed for one) draws rng.random(x.shape) instead. MT19937 draws
+    (the global state's) are compiled (csrc/mt19937.c), the same numbers; the mask and the product
+    are one compiled pass.
     """
 
     def __init__(self, dropout_ratio=0.5, *, rng=None):
@@ -324,7 +347,7 @@ class Dropout:
         x = as_float(x, "x")
         if not train_flg:
             return x * (1.0 - self.dropout_ratio)
-        u = uniform_draws(self.rng, x.shape)
+        u = uniform_draws(self.rng, x.shape, _scratch(self, "u", x.shape, np.float64))
         out = np.empty_like(x)
         mask = np.empty(x.shape, dtype=bool)
         _core.dropout_forward(x.reshape(-1), u.reshape(-1), self.dropout_ratio, out.reshape(-1),
@@ -350,8 +373,9 @@ class Dropout:
             np.multiply(z, 1.0 - self.dropout_ratio, out=out)
             return out
         mask = np.empty(z.shape, dtype=bool)
-        _core.dropout_forward(z.reshape(-1), uniform_draws(self.rng, z.shape).reshape(-1),
-                              self.dropout_ratio, out.reshape(-1), mask.reshape(-1))
+        u = uniform_draws(self.rng, z.shape, _scratch(self, "u", z.shape, np.float64))
+        _core.dropout_forward(z.reshape(-1), u.reshape(-1), self.dropout_ratio, out.reshape(-1),
+                              mask.reshape(-1))
         self.mask = mask
         return out
 
