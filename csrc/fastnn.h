@@ -20,6 +20,7 @@ int fastnn_set_simd(int level);
                                       ptrdiff_t c);                                                  \
     ptrdiff_t bias_grad_##S(const T *dout, ptrdiff_t n, ptrdiff_t d, T *db);                        \
     void sgd_update_##S(T *p, const T *g, double lr, ptrdiff_t n);                                 \
+    void weight_decay_grad_##S(const T *dW, const T *W, double lam, T *out, ptrdiff_t n);          \
     /* adam.c */                                                                                  \
     void adam_update_##S(T *p, const T *g, T *m, T *v, double lr_t, double one_minus_beta1,        \
                          double one_minus_beta2, int wide, ptrdiff_t n);                           \

@@ -109,6 +109,11 @@ ENTRIES = {
     "sgd_update": Entry(
         _core.sgd_update, lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c), 0.1],
         {0: OUT, 1: IN}),
+    "weight_decay_grad": Entry(
+        _core.weight_decay_grad,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c), 0.1,
+                               np.empty((n, c), dt)],
+        {0: IN, 1: IN, 3: OUT}),
     "adam_update": Entry(
         _core.adam_update,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c), _floats(rng, dt, n, c),

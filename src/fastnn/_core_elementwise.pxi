@@ -18,6 +18,10 @@ cdef extern from "fastnn.h" nogil:
     Py_ssize_t bias_grad_f32(const float *dout, Py_ssize_t n, Py_ssize_t d, float *db)
     void sgd_update_f64(double *p, const double *g, double lr, Py_ssize_t n)
     void sgd_update_f32(float *p, const float *g, double lr, Py_ssize_t n)
+    void weight_decay_grad_f64(const double *dW, const double *W, double lam, double *out,
+                               Py_ssize_t n)
+    void weight_decay_grad_f32(const float *dW, const float *W, double lam, float *out,
+                               Py_ssize_t n)
     void adam_update_f64(double *p, const double *g, double *m, double *v, double lr_t,
                          double one_minus_beta1, double one_minus_beta2, int wide, Py_ssize_t n)
     void adam_update_f32(float *p, const float *g, float *m, float *v, double lr_t,
@@ -137,6 +141,27 @@ def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):
             sgd_update_f64(<double *> pp, <double *> pg, lr, n)
         else:
             sgd_update_f32(<float *> pp, <float *> pg, lr, n)
+
+
+def weight_decay_grad(cnp.ndarray dW not None, cnp.ndarray W not None, double lam,
+                      cnp.ndarray out not None):
+    """out = dW + lam * W (lam * W rounded first, as NumPy's); flat float buffers of one dtype and
+    size, out may be dW."""
+    cdef int typenum = _float_array(dW, "dW")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(dW)
+    _like(W, "W", typenum, n, False)
+    _like(out, "out", typenum, n, True)
+    cdef void *pd = cnp.PyArray_DATA(dW)
+    cdef void *pw = cnp.PyArray_DATA(W)
+    cdef char *po = <char *> cnp.PyArray_DATA(out)
+    cdef Py_ssize_t nbytes = n * cnp.PyArray_ITEMSIZE(out)
+    if po < <char *> pw + nbytes and <char *> pw < po + nbytes:
+        raise ValueError("out: overlaps W")
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            weight_decay_grad_f64(<double *> pd, <double *> pw, lam, <double *> po, n)
+        else:
+            weight_decay_grad_f32(<float *> pd, <float *> pw, lam, <float *> po, n)
 
 
 def adam_update(cnp.ndarray p not None, cnp.ndarray g not None, cnp.ndarray m not None,

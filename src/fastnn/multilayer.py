@@ -233,9 +233,10 @@ class _MultiLayer:
         for idx in range(1, L + 2):
             i = str(idx)
             dW, db = layer_grads[idx - 1]
-            if lam != 0:  # dW + lam W, the one new array the sum needs (dW stays Affine.dW)
-                dW = np.multiply(self.params["W" + i], lam)
-                dW += layer_grads[idx - 1][0]
+            if lam != 0:  # dW + lam W in one pass, into a new array (dW stays Affine.dW)
+                dW = np.empty_like(dW)
+                _core.weight_decay_grad(layer_grads[idx - 1][0],
+                                        as_buffer(self.params["W" + i], self.dtype), lam, dW)
             grads["W" + i] = dW
             grads["b" + i] = db
             if idx <= L and bn_grads[idx - 1] is not None:
