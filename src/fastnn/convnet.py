@@ -26,7 +26,7 @@ from . import _core
 from ._checks import as_buffer
 from .conv import Convolution, Pooling, _Scratch
 from .functions import bias_grad, numerical_gradient
-from .layers import Affine, Relu, SoftmaxWithLoss
+from .layers import Affine, Relu, SoftmaxWithLoss, _narrow
 from .reference.convnet import read_params
 from .reference.util import _positive_int, conv_output_size
 
@@ -86,8 +86,12 @@ class _ConvNet:
                     h = np.ascontiguousarray(h.transpose(1, 0, 2, 3))
                     cnhw = False
                 W, b = layer.params
-                flat = h.reshape(n, -1)
-                a = np.dot(flat, as_buffer(W, self.dtype))
+                flat, W = h.reshape(n, -1), as_buffer(W, self.dtype)
+                if _narrow(flat, W):
+                    a = np.empty((n, W.shape[1]), self.dtype)
+                    _core.gemm_narrow(flat, W, a)
+                else:
+                    a = np.dot(flat, W)
                 if relu:
                     _core.bias_act_forward(a, as_buffer(b, self.dtype), True)
                 else:
@@ -129,7 +133,10 @@ class _ConvNet:
                     _core.act_backward_bias(d, out, True, db)
                 else:
                     db[...] = bias_grad(d)
-                np.dot(flat.T, d, out=dW)
+                if _narrow(flat, d):
+                    _core.gemm_narrow(flat, d, dW, True)
+                else:
+                    np.dot(flat.T, d, out=dW)
                 self._store(layer, dW, db, grads)
                 if i:
                     d = np.dot(d, as_buffer(W, self.dtype).T)
