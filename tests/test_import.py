@@ -75,6 +75,20 @@ def test_the_runner_starts_without_fastnn_reference_and_costly_stdlib_modules(tm
     assert not COSTLY & got
 
 
+@pytest.mark.parametrize("module", sorted(f"{package}.{name}" for package, names in SUBMODULES.items()
+                                          for name in names))
+def test_each_submodule_imports_first(tmp_path, module):
+    # `from fastnn.multilayer import MultiLayerNet` in a fresh interpreter: no import cycle needs
+    # another module imported before
+    assert module in imported_after(tmp_path, f"import {module}")
+
+
+def test_the_layers_import_without_numpy_random(tmp_path):
+    # numpy.random costs ~18 ms to import; a script that draws nothing does not pay it for fastnn
+    got = imported_after(tmp_path, "import fastnn.layers, fastnn.multilayer, fastnn.convnet")
+    assert "numpy.random" not in got
+
+
 def test_a_name_imports_its_own_submodule_only(tmp_path):
     got = imported_after(tmp_path, "import fastnn; fastnn.sigmoid")
     assert "fastnn.functions" in got

@@ -2,7 +2,6 @@
 # np.random.MT19937 bit generator itself (the book's global RandomState has one), under its lock.
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from numpy.random import MT19937 as _MT19937
 
 cdef extern from "numpy/random/bitgen.h" nogil:
     ctypedef struct bitgen_t:
@@ -18,7 +17,9 @@ def mt19937_random(bit_generator, cnp.ndarray out not None):
     """Fills out (a flat float64 buffer) with bit_generator's next uniform [0, 1) doubles, the
     numbers and the state afterwards those of np.random.Generator(bit_generator).random(out.size);
     bit_generator a np.random.MT19937."""
-    if not isinstance(bit_generator, _MT19937):
+    # imported here: numpy.random takes ~18 ms to import, which `import fastnn` does not pay
+    from numpy.random import MT19937
+    if not isinstance(bit_generator, MT19937):
         raise TypeError(f"bit_generator: expected a numpy.random.MT19937, got "
                         f"{type(bit_generator).__name__}")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(out)

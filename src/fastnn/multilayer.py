@@ -19,7 +19,7 @@ from ._checks import as_buffer, as_labels, as_scalar, check_label_range, check_r
 from .functions import bias_grad, numerical_gradient as _numerical_gradient
 from .layers import (Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss,
                      check_dropout_ratio)
-from .models import _one_blas_thread, sparse_x
+from ._sparse import _one_blas_thread, sparse_x
 
 __all__ = ["MultiLayerNet", "MultiLayerNetExtend"]
 
