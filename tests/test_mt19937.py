@@ -112,6 +112,15 @@ def test_other_bit_generators_are_refused():
         _core.mt19937_random(np.random.default_rng(0), np.empty(3))
 
 
+def test_an_empty_out_draws_nothing_and_must_be_float64():
+    bit_generator = np.random.MT19937(1)
+    before = bit_generator.state["state"]["pos"]
+    _core.mt19937_random(bit_generator, np.empty(0))
+    assert bit_generator.state["state"]["pos"] == before
+    with pytest.raises(TypeError):
+        _core.mt19937_random(bit_generator, np.empty(0, np.float32))
+
+
 def test_a_state_position_out_of_range_is_refused():
     bit_generator = np.random.MT19937(0)
     state = bit_generator.state

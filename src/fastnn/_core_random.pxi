@@ -24,7 +24,7 @@ def mt19937_random(bit_generator, cnp.ndarray out not None):
                         f"{type(bit_generator).__name__}")
     cdef Py_ssize_t n = cnp.PyArray_SIZE(out)
     if n == 0:
-        _float_array(out, "out", True)
+        _like(out, "out", cnp.NPY_DOUBLE, 0, True)
         return
     cdef double *po = _doubles(out, "out", n, True)
     cdef bitgen_t *bitgen = <bitgen_t *> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
