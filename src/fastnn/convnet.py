@@ -112,16 +112,26 @@ class _ConvNet:
         d = self.last_layer.backward(dout)
         trace = list(self._trace)
         grads = {}
+        relu_done = False  # the convolution's ReLU mask is in d already
         for i in range(len(self._stages) - 1, -1, -1):
             layer, relu = self._stages[i]
             shape, was_cnhw, out = trace.pop()
             if isinstance(layer, Convolution):
                 dW = np.empty(layer.params[0].shape, self.dtype)
                 db = np.empty(layer.params[1].shape, self.dtype)
-                d = layer._backward_planes(d, relu, dW, db, shape if i else None,
-                                           self._workspace)
+                d = layer._backward_planes(d, relu and not relu_done, dW, db,
+                                           shape if i else None, self._workspace)
                 self._store(layer, dW, db, grads)
+                relu_done = False
             elif isinstance(layer, Pooling):
+                before = self._stages[i - 1] if i else (None, False)
+                if isinstance(before[0], Convolution) and before[1]:
+                    # the ReLU's mask on the pooled gradient (a quarter of the elements for 2x2
+                    # windows): a window's maximum is the ReLU output where its gradient goes, so
+                    # this zeroes the same elements as the mask on the convolution's output would
+                    # (the row sums it also gives are not needed)
+                    _core.conv_act_backward_bias(d, out, np.empty(d.shape[0], self.dtype))
+                    relu_done = True
                 d = layer._backward_planes(d)
             elif isinstance(layer, Affine):
                 flat = trace.pop()
