@@ -304,6 +304,14 @@ ENTRIES.update({
 NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_simd", "SIMD_PATHS",
              "is_float_buffer", "is_label_buffer", "SparseX", "TwoLayerWork"}
 
+# entries that answer an array they cannot take with False, writing nothing, instead of raising:
+# name -> (make a valid call, {position: Arg})
+DECLINERS = {
+    "sgd_update_ready": (lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, c),
+                                                0.1, True],
+                         {0: Arg(two_d=True, written=True, axis=1), 1: Arg(two_d=True, axis=1)}),
+}
+
 
 # --------------------------------------------------------------------------- corruptions
 
@@ -455,9 +463,31 @@ def test_numerical_gradient_takes_any_native_float_buffer():
     np.testing.assert_allclose(grad, 2 * x, rtol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(DECLINERS))
+def test_decliners_take_a_valid_call(name, dtype):
+    make, _ = DECLINERS[name]
+    args = make(dtype, 3, 4, np.random.default_rng(4))
+    assert getattr(_core, name)(*args) is True
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name,position,corruption", [
+    (name, position, corruption) for name, (make, args) in DECLINERS.items()
+    for position, a in enumerate(make(np.float64, 3, 4, np.random.default_rng(0)))
+    if position in args for corruption in applicable(args[position], a)])
+def test_decliners_decline_a_bad_argument(name, position, corruption, dtype):
+    make, spec = DECLINERS[name]
+    args = make(dtype, 3, 4, np.random.default_rng(5))
+    args[position] = corrupt(corruption, spec[position], args[position])
+    before = snapshot(args)
+    assert getattr(_core, name)(*args) is False
+    assert snapshot(args) == before
+
+
 def test_every_entry_is_listed():
     public = {name for name in dir(_core) if not name.startswith("_")}
-    listed = {name.split(".")[0] for name in ENTRIES} | NO_ARRAYS
+    listed = {name.split(".")[0] for name in ENTRIES} | NO_ARRAYS | set(DECLINERS)
     assert public - listed == set(), "add the new _core entries to ENTRIES (or NO_ARRAYS)"
 
 

@@ -19,8 +19,6 @@ from helpers import FLOATS, PARALLEL_MIN, examples
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-KERNEL_MIN = fastnn.optimizers.SGD_KERNEL_MIN
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -46,11 +44,9 @@ def copy_like(a):
 
 @st.composite
 def param_and_grad(draw, dtype):
-    """A parameter and its gradient of one dtype and shape: 0-d to 3-d, 1500 elements (NumPy's
-    path) or from SGD_KERNEL_MIN elements on (the kernel's)."""
+    """A parameter and its gradient of one dtype and shape: 0-d to 3-d, or 1000+ elements."""
     shape = draw(st.one_of(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=5),
-                           st.sampled_from([(1,), (1, 1), (1500,), (KERNEL_MIN,),
-                                            (3, KERNEL_MIN // 3 + 1), (KERNEL_MIN + 17,)])))
+                           st.sampled_from([(1,), (1, 1), (1500,), (3, 1001), (16400,)])))
     if np.prod(shape) <= 64:
         width = 8 * np.dtype(dtype).itemsize
         elements = st.floats(-1e6, 1e6, width=width)
@@ -131,8 +127,7 @@ def test_parameter_that_is_its_own_gradient(dtype):
 ])
 def test_learning_rate_types(dtype, lr):
     rng = np.random.default_rng(71)
-    n = KERNEL_MIN + 3
-    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    p, g = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
     fast, ref = update_both([p], [g], lr)
     assert_same_bits(fast[0], ref[0])
 
@@ -146,17 +141,18 @@ def test_thread_counts_agree(dtype, threads):
     assert_same_bits(fast[0], ref[0])
 
 
-@pytest.mark.parametrize("size, kernel", [(KERNEL_MIN - 1, False), (KERNEL_MIN, True),
-                                          (3 * KERNEL_MIN, True)])
-def test_the_kernel_runs_from_its_size_on(size, kernel, monkeypatch):
+@pytest.mark.parametrize("dtype, lr, kernel", [
+    (np.float64, 0.25, True), (np.float32, 0.25, True), (np.float64, np.float64(0.25), True),
+    (np.float32, np.float64(0.25), False), (np.float64, np.array(0.25), False)])
+def test_the_kernel_runs_where_it_gives_numpys_bits(dtype, lr, kernel, monkeypatch):
     calls = []
-    real = fastnn.optimizers._core.sgd_update
-    monkeypatch.setattr(fastnn.optimizers._core, "sgd_update",
-                        lambda p, g, lr: (calls.append(p.size), real(p, g, lr)))
-    p, g = np.ones(size), np.full(size, 2.0)
-    fastnn.optimizers.SGD(lr=0.25).update([p], [g])
-    assert_array_equal(p, np.full(size, 0.5))
-    assert calls == ([size] if kernel else [])
+    real = fastnn.optimizers._core.sgd_update_ready
+    monkeypatch.setattr(fastnn.optimizers._core, "sgd_update_ready",
+                        lambda *args: calls.append(real(*args)) or calls[-1])
+    p, g = np.ones(5, dtype), np.full(5, 2.0, dtype)
+    fast, ref = update_both([p], [g], lr)
+    assert_same_bits(fast[0], ref[0])
+    assert any(calls) == kernel
 
 
 # --------------------------------------------------------------------------- the fallback
@@ -246,7 +242,7 @@ def test_read_only_parameter_raises_like_reference():
     pytest.param(-1, id="g_1_ahead_of_p"),
 ])
 def test_overlapping_parameter_and_gradient(offset):
-    fast_buffer = np.arange(KERNEL_MIN + 80.0)  # the kernel's size: it must see the overlap
+    fast_buffer = np.arange(80.0)
     ref_buffer = fast_buffer.copy()
     k = abs(offset)
 

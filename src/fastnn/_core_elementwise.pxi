@@ -143,6 +143,37 @@ def sgd_update(cnp.ndarray p not None, cnp.ndarray g not None, double lr):
             sgd_update_f32(<float *> pp, <float *> pg, lr, n)
 
 
+def sgd_update_ready(p, g, double lr, bint float32_too):
+    """p -= lr * g in place, returning True, when p and g are arrays the kernel takes as they are
+    (for the optimizer's every parameter: one call, no reshapes): float64, or float32 when
+    float32_too, of one dtype and shape, not 0-d, native, C-contiguous, aligned, p writable, the
+    two not overlapping. Else False, and nothing is written."""
+    if not (isinstance(p, cnp.ndarray) and isinstance(g, cnp.ndarray)):
+        return False
+    cdef cnp.ndarray pa = <cnp.ndarray> p, ga = <cnp.ndarray> g
+    cdef int typenum = cnp.PyArray_TYPE(pa)
+    if typenum != cnp.PyArray_TYPE(ga) or not (typenum == cnp.NPY_DOUBLE
+                                               or (float32_too and typenum == cnp.NPY_FLOAT)):
+        return False
+    if (cnp.PyArray_NDIM(pa) == 0 or not cnp.PyArray_SAMESHAPE(pa, ga)
+            or not (cnp.PyArray_IS_C_CONTIGUOUS(pa) and cnp.PyArray_IS_C_CONTIGUOUS(ga))
+            or not (cnp.PyArray_ISALIGNED(pa) and cnp.PyArray_ISALIGNED(ga))
+            or not (cnp.PyArray_ISNOTSWAPPED(pa) and cnp.PyArray_ISNOTSWAPPED(ga))
+            or not cnp.PyArray_ISWRITEABLE(pa)):
+        return False
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(pa), nbytes = n * cnp.PyArray_ITEMSIZE(pa)
+    cdef char *pp = <char *> cnp.PyArray_DATA(pa)
+    cdef char *pg = <char *> cnp.PyArray_DATA(ga)
+    if n == 0 or (pp < pg + nbytes and pg < pp + nbytes):  # the kernel reads g after writing p
+        return False
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            sgd_update_f64(<double *> pp, <double *> pg, lr, n)
+        else:
+            sgd_update_f32(<float *> pp, <float *> pg, lr, n)
+    return True
+
+
 def weight_decay_grad(cnp.ndarray dW not None, cnp.ndarray W not None, double lam,
                       cnp.ndarray out not None):
     """out = dW + lam * W (lam * W rounded first, as NumPy's); flat float buffers of one dtype and

@@ -1,7 +1,7 @@
 """Parameter update rules, fast: the same classes and results as `fastnn.reference.optimizers`.
 
-`update(params, grads)` takes lists or dicts and updates in place. SGD (for arrays of
-SGD_KERNEL_MIN elements on) and Adam run one compiled pass per parameter array (Adam's reads p, g, m, v and writes p, m, v, where NumPy makes about ten
+`update(params, grads)` takes lists or dicts and updates in place. SGD and Adam run one compiled
+pass per parameter array (Adam's reads p, g, m, v and writes p, m, v, where NumPy makes about ten
 passes with temporaries); Momentum, Nesterov, AdaGrad and RMSprop are the reference's NumPy.
 """
 from __future__ import annotations
@@ -21,25 +21,6 @@ Params = list[NDArray[Any]] | dict[Any, NDArray[Any]]
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
 
-# Arrays of fewer elements take NumPy's `p -= lr * g` itself: below this size the checks and the
-# call into the kernel cost more than NumPy's two passes (one thread: 10000 float64 elements 6.4
-# vs 5.6 us per update, 20 elements 4.4 vs 1.8 us; 40000 elements 15 vs 21 us).
-SGD_KERNEL_MIN = 16384
-
-
-def _kernel_ready(p, g, lr):
-    """True when the compiled update gives NumPy's `p -= lr * g` bit for bit: p and g of one float
-    dtype and shape, contiguous, aligned, p writable, not overlapping (the kernel reads g after
-    writing p), lr a Python number (a NumPy float64 lr makes NumPy compute float32 p in
-    float64; an array lr broadcasts), and p not 0-d (NumPy 1.x computes lr * g of a 0-d float32
-    g in float64: value-based casting)."""
-    return (isinstance(p, np.ndarray) and isinstance(g, np.ndarray) and p.ndim > 0
-            and p.dtype == g.dtype and p.dtype in (np.float32, np.float64) and p.shape == g.shape
-            and (type(lr) in (int, float) or (p.dtype == np.float64 and np.ndim(lr) == 0))
-            and p.flags.c_contiguous and g.flags.c_contiguous and p.flags.aligned
-            and g.flags.aligned and p.flags.writeable and not np.may_share_memory(p, g))
-
-
 class SGD:
     """Stochastic gradient descent: p -= lr * g."""
 
@@ -49,11 +30,13 @@ class SGD:
     def update(self, params: Params, grads: Params) -> None:
         """params, grads: lists or dicts of arrays with the same keys; params updated in place."""
         lr = self.lr
+        # the kernel gives NumPy's `p -= lr * g` bit for bit for a Python number lr; a NumPy
+        # float64 lr makes NumPy compute float32 p in float64 (an array lr broadcasts)
+        python_lr = type(lr) in (int, float)
+        kernel = python_lr or (isinstance(lr, (np.floating, np.integer)) and np.ndim(lr) == 0)
         for key in _keys(params):
             p, g = params[key], grads[key]
-            if getattr(p, "size", 0) >= SGD_KERNEL_MIN and _kernel_ready(p, g, lr):
-                _core.sgd_update(p.reshape(-1), g.reshape(-1), lr)
-            else:
+            if not (kernel and _core.sgd_update_ready(p, g, lr, python_lr)):
                 p -= lr * g
 
 
