@@ -181,6 +181,12 @@ __attribute__((target("avx2,fma"))) static void im2col_t_row_s1_avx2(
 }
 #endif
 
+/* Rows of col_t ahead whose input plane im2col_t prefetches: consecutive rows read the planes of
+ * consecutive samples, through masked loads, which do not train this CPU family's prefetchers
+ * ((16, 100, 28, 28) float64, 3x3 pad 1, blocks of 10 samples: 4.2 -> 2.4 ms; float32 1.4 -> 0.9;
+ * prefetching the rows written as well gained nothing) */
+#define IM2COL_AHEAD 2
+
 void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1,
                   real *col)
@@ -196,6 +202,13 @@ void FN(im2col_t)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_
         ptrdiff_t j = k / (fh * fw), ky = k / fw % fh, kx = k % fw;
         const real *plane = x + conv_plane(i, j, n, c, h * w, cnhw);
         real *dst = col + k * (m * q) + (i - i0) * q;
+        if (r + IM2COL_AHEAD < rows) { /* the plane that row r + IM2COL_AHEAD reads */
+            ptrdiff_t ra = r + IM2COL_AHEAD, ka = ra / m;
+            const char *ahead =
+                (const char *)(x + conv_plane(i0 + ra % m, ka / (fh * fw), n, c, h * w, cnhw));
+            for (ptrdiff_t off = 0; off < h * w * (ptrdiff_t)sizeof(real); off += 64)
+                __builtin_prefetch(ahead + off);
+        }
 #ifdef FASTNN_AVX512
         if (avx512) {
             im2col_t_row_s1_avx512(plane, h, w, ky, kx, p, oh, ow, dst);

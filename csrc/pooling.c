@@ -132,6 +132,11 @@ __attribute__((target("avx2,fma"))) static void maxpool_row_2x2_avx2(const real 
 }
 #endif
 
+/* Bytes ahead of the row pair being pooled that the 2x2 loop prefetches: the AVX-512 loop's loads
+ * are masked, and masked loads do not train this CPU family's prefetchers (a (100, 30, 24, 24)
+ * float64 forward streamed x at 5 GB/s, 2.9 ms; with this, 0.5-0.7 ms) */
+#define POOL_PREFETCH 2048
+
 static FASTNN_CLONES void maxpool_plane(const real *x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh,
                                         ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, ptrdiff_t oh,
                                         ptrdiff_t ow, real *out, int32_t *arg, int avx512,
@@ -143,6 +148,8 @@ static FASTNN_CLONES void maxpool_plane(const real *x, ptrdiff_t h, ptrdiff_t w,
             const real *r0 = x + 2 * oy * w, *r1 = r0 + w;
             real *o = out + oy * ow;
             int32_t *a = arg + oy * ow;
+            for (ptrdiff_t off = 0; off < 2 * w * (ptrdiff_t)sizeof(real); off += 64)
+                __builtin_prefetch((const char *)r0 + POOL_PREFETCH + off); /* never faults */
 #ifdef FASTNN_AVX512
             if (avx512) {
                 maxpool_row_2x2_avx512(r0, r1, ow, o, a);
