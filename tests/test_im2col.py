@@ -167,21 +167,25 @@ def test_a_block_only_in_the_transposed_layout():
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1), (3, 2)])
 def test_threads(dtype, stride, pad, threads):
-    """Sizes past the OpenMP threshold: the same results on 1 and 2 threads as the reference."""
+    """Sizes past the OpenMP threshold: the same results on 1 and 2 threads as the reference.
+    The transposed layout's rows are (filter position, sample) pairs: with 45 positions and
+    blocks of an odd number of samples, a thread's first row falls inside a sample's run."""
     rng = np.random.default_rng(stride)
-    x = rng.standard_normal((20, 3, 31, 29)).astype(dtype)
-    col = fastnn.im2col(x, 5, 4, stride, pad)
+    x = rng.standard_normal((40, 3, 31, 29)).astype(dtype)
+    col = fastnn.im2col(x, 5, 3, stride, pad)
     assert col.size >= PARALLEL_MIN
-    assert_array_equal(col, reference.im2col(x, 5, 4, stride, pad))
+    assert_array_equal(col, reference.im2col(x, 5, 3, stride, pad))
     c = rng.standard_normal(col.shape).astype(dtype)
-    assert_allclose(fastnn.col2im(c, x.shape, 5, 4, stride, pad),
-                    reference.col2im(c, x.shape, 5, 4, stride, pad), rtol=TOL[dtype],
+    assert_allclose(fastnn.col2im(c, x.shape, 5, 3, stride, pad),
+                    reference.col2im(c, x.shape, 5, 3, stride, pad), rtol=TOL[dtype],
                     atol=TOL[dtype])
+    q = col.shape[0] // len(x)
     for cnhw in (False, True):
-        colt = np.empty(col.T.shape, dtype)
-        _core.im2col(np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if cnhw else x, 5, 4, stride,
-                     pad, colt, True, cnhw)
-        assert_array_equal(colt, col.T)
+        planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if cnhw else x
+        for start, stop in [(0, 40), (3, 38), (5, 6)]:
+            colt = np.empty((col.shape[1], (stop - start) * q), dtype)
+            _core.im2col(planes, 5, 3, stride, pad, colt, True, cnhw, start, stop)
+            assert_array_equal(colt, col[start * q:stop * q].T)
 
 
 def test_col2im_accumulates_overlaps():
