@@ -9,7 +9,7 @@ What must hold for every input hypothesis finds:
 
 The budget is FASTNN_FUZZ_EXAMPLES examples per test: by default 30 times the hypothesis profile's
 factor (tests/conftest.py), so the normal run stays fast (and derandomized, so it is the same run
-every time); a real fuzz run is e.g.
+every time, as every run is under CI); a real fuzz run is e.g.
     FASTNN_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py
 Both the public face and the _core entry points it calls are fuzzed: _core re-checks every buffer
 it hands to C, and those checks are what keeps a kernel inside its arrays.
@@ -32,7 +32,8 @@ from helpers import examples
 
 DEFAULT_EXAMPLES = examples(30)  # 30 under the quick hypothesis profile (tests/conftest.py)
 EXAMPLES = int(os.environ.get("FASTNN_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= DEFAULT_EXAMPLES,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                derandomize=EXAMPLES <= DEFAULT_EXAMPLES or settings.default.derandomize,
                 suppress_health_check=list(HealthCheck), print_blob=True)
 pytestmark = pytest.mark.filterwarnings("ignore")  # values, not warnings, are checked here
 
