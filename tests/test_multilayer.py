@@ -147,6 +147,17 @@ def test_batch_sizes_in_turn_equal_reference(config, sparse):
                                                                             t[:evaluated])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hidden", [[100, 100], [150, 60], [60, 150]])
+def test_layers_wider_and_narrower_than_gemm_narrow_equal_reference(hidden, dtype):
+    # a hidden layer's input gradient da W^T runs in gemm_narrow for inputs of at most
+    # GEMM_NARROW_COLS (128) features and in BLAS beyond: both against the reference
+    rng = np.random.default_rng(5)
+    fast, ref = pair("MultiLayerNet", {}, [40, *hidden, 10], dtype, seed=5)
+    x, t = inputs(rng, 30, 40, False, dtype), rng.integers(0, 10, 30)
+    same_step(fast, ref, x, t, dtype, 5)
+
+
 @settings(max_examples=25, deadline=None)
 @given(config=st.sampled_from(list(CONFIGS)), hidden=st.lists(st.integers(1, 12), max_size=4),
        n=st.integers(1, 9), inp=st.integers(1, 20), out=st.integers(1, 6),
