@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastnn
-from helpers import examples, halves_of
+from helpers import LAYOUTS, examples, halves_of, with_layout
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -103,6 +103,46 @@ def test_affine_flattens_4d_input(half, reference, rng):
     layer = half.layers.Affine(W, b)
     assert_allclose(layer.forward(x), x.reshape(3, -1) @ W + b, rtol=1e-13)
     check_layer(reference, layer, x, rng)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("x_dtype, w_dtype", [(np.float64, np.float64), (np.float32, np.float32),
+                                              (np.float32, np.float64), (np.float64, np.float32),
+                                              (np.int64, np.float64), (np.bool_, np.float32)])
+def test_affine_at_the_sizes_of_gemm_narrow(reference, x_dtype, w_dtype, layout):
+    # a first layer of the books' networks, 784 features to 50 (gemm_narrow's products where
+    # NumPy's would have W's dtype; NumPy's own for mixed dtypes that promote W): the values,
+    # dtypes and gradients of the reference's layer
+    rng = np.random.default_rng(7)
+    x = with_layout((rng.random((100, 784)) * 3).astype(x_dtype), layout)
+    W, b = rng.standard_normal((784, 50)).astype(w_dtype), rng.standard_normal(50).astype(w_dtype)
+    dout = rng.standard_normal((100, 50)).astype(np.result_type(x_dtype, w_dtype))
+    fast, ref = fastnn.Affine(W.copy(), b.copy()), reference.Affine(W.copy(), b.copy())
+    out, expected = fast.forward(x), ref.forward(x)
+    tol = 1e-12 if out.dtype == np.float64 else 1e-4
+    assert out.dtype == expected.dtype
+    assert_allclose(out, expected, rtol=tol, atol=tol)
+    assert_allclose(fast.backward(dout), ref.backward(dout), rtol=tol, atol=tol)
+    assert fast.dW.dtype == ref.dW.dtype == w_dtype
+    assert_allclose(fast.dW, ref.dW, rtol=tol, atol=tol * 100)
+    assert_allclose(fast.db, ref.db, rtol=tol, atol=tol * 100)
+
+
+def test_affine_backward_into_grads_that_overlap_dout(rng):
+    # dW replaced by a view that overlaps dout: computed as NumPy computes it (from dout as it
+    # was), not by a kernel that would read what it writes
+    W, b = rng.standard_normal((784, 50)), rng.standard_normal(50)
+    x = rng.random((100, 784))
+    layer, ref = fastnn.Affine(W.copy(), b.copy()), fastnn.reference.Affine(W.copy(), b.copy())
+    layer.forward(x)
+    ref.forward(x)
+    store = np.zeros((834, 50))
+    dout = store[734:]  # its first 50 rows are dW's last 50
+    dout[...] = rng.standard_normal((100, 50))
+    ref.backward(dout.copy())
+    layer.grads[0] = store[:784]
+    layer.backward(dout)
+    assert_allclose(layer.dW, ref.dW, rtol=1e-12, atol=1e-12)
 
 
 def test_grads_are_shared_with_a_model(half, rng):

@@ -58,6 +58,22 @@ def _narrow(a, b):
             and _core.is_float_buffer(a, 2) and _core.is_float_buffer(b, 2))
 
 
+def _narrow_operand(a, b, out=None):
+    """a as gemm_narrow's left operand (converted to b's dtype, as NumPy's product would) for
+    a b or a^T b written into out (None: a new array of b's dtype), or None when the product is
+    not one for gemm_narrow (then NumPy computes it, with its own dtype rules and overlaps)."""
+    n = b.shape[1] if b.ndim == 2 else 0
+    if not (0 < n <= GEMM_NARROW_COLS and a.ndim == 2 and a.size * n >= GEMM_NARROW_WORK
+            and np.result_type(a, b) == b.dtype and _core.is_float_buffer(b, 2)):
+        return None
+    if out is not None and not (type(out) is np.ndarray and out.dtype == b.dtype
+                                and _core.is_float_buffer(out, 2)
+                                and not np.may_share_memory(out, a)
+                                and not np.may_share_memory(out, b)):
+        return None
+    return as_buffer(a, b.dtype)
+
+
 # The models' internal path (multilayer.py) calls the layers' underscored methods: they compute
 # into scratch buffers the layer owns (one per name, made again when the batch shape changes),
 # with the operands already in the model's dtype, C-contiguous. Scratch is never returned by a
@@ -108,7 +124,12 @@ class Affine:
         if flat.shape[1] != W.shape[0]:
             raise ValueError(f"x has shape {x.shape}: {flat.shape[1]} features per sample, "
                              f"W has shape {W.shape}")
-        out = np.dot(flat, W)
+        a = _narrow_operand(flat, W)
+        if a is None:
+            out = np.dot(flat, W)
+        else:
+            out = np.empty((a.shape[0], W.shape[1]), W.dtype)
+            _core.gemm_narrow(a, W, out)
         out += b
         self.original_x_shape, self.x = x.shape, flat
         return out
@@ -124,7 +145,11 @@ class Affine:
         dout = as_float(dout, "dout")
         if dout.shape != (self.x.shape[0], W.shape[1]):
             raise ValueError(f"dout has shape {dout.shape}, expected {(self.x.shape[0], W.shape[1])}")
-        np.matmul(self.x.T, dout, out=dW)
+        a = _narrow_operand(self.x, dout, dW)
+        if a is None:
+            np.matmul(self.x.T, dout, out=dW)
+        else:
+            _core.gemm_narrow(a, dout, dW, True)
         db[...] = bias_grad(dout)
         if not need_dx:
             return None
