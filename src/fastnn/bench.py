@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 import fastnn
-from fastnn import reference
+from fastnn import _core, reference
 
 _MIB = 1 << 20
 GROUPS = ("kernels", "models", "ch6", "conv")
@@ -434,10 +434,18 @@ def read_bandwidth(nbytes=64 * _MIB, repeat=5):
 
 
 def gemm_rate(dtype, n=1024, repeat=5):
-    """FLOPs per second of NumPy's BLAS on an (n, n) @ (n, n) product of dtype, measured now."""
+    """FLOPs per second of matrix products of dtype, measured now: the faster of NumPy's BLAS on
+    (n, n) @ (n, n) and fastnn's gemm_narrow on (n / 4, n)^T @ (n / 4, 64) (the BLAS NumPy ships
+    may not use this CPU's widest vectors: OpenBLAS's Haswell kernels on Zen 4 run at half
+    gemm_narrow's AVX-512 rate, and a bound fastnn's own products beat would be no bound)."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     out = np.empty_like(a)
-    return 2 * n ** 3 / median_time(lambda: np.dot(a, a, out=out), repeat=repeat)
+    blas = 2 * n ** 3 / median_time(lambda: np.dot(a, a, out=out), repeat=repeat)
+    k = n // 4
+    a_t, b, narrow = a[:k].copy(), a[:k, :64].copy(), np.empty((n, 64), dtype)
+    fast = 2 * k * n * 64 / median_time(lambda: _core.gemm_narrow(a_t, b, narrow, True),
+                                        repeat=repeat)
+    return max(blas, fast)
 
 
 # --------------------------------------------------------------------------- workloads
