@@ -36,7 +36,10 @@ int fastnn_set_simd(int level);
                             ptrdiff_t rows, ptrdiff_t x_rows, ptrdiff_t h);                 \
     /* gemm_narrow.c: c (m, n) = a b, a (m, k), or a^T b, a (k, m) (trans_a); b (k, n) */          \
     void gemm_narrow_##S(const T *a, const T *b, T *c, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,        \
-                         int trans_a);
+                         int trans_a);                                                              \
+    /* transpose.c: dst (cols, rows), rows ldd apart = src^T, src (rows, cols), rows lds apart */    \
+    void transpose_##S(const T *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t lds, T *dst,          \
+                       ptrdiff_t ldd);
 
 FASTNN_DECLARE(double, f64)
 FASTNN_DECLARE(float, f32)

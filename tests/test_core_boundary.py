@@ -294,6 +294,15 @@ ENTRIES.update({
         lambda a, b, c: _core.gemm_narrow(a, b, c, True),
         lambda dt, n, c, rng: [_floats(rng, dt, n, c), _floats(rng, dt, n, 5), np.empty((c, 5), dt)],
         {0: rows(0), 1: rows(0), 2: Arg(two_d=True, written=True, axis=0)}),
+    # wide has room to spare past the block: only tall's columns and wide's rows must agree
+    "transpose": Entry(
+        lambda tall, wide: _core.transpose(tall, wide, 1, True),
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c), np.empty((c, n + 3), dt)],
+        {0: rows(1), 1: Arg(two_d=True, written=True, axis=0)}),
+    "transpose, to tall": Entry(
+        lambda tall, wide: _core.transpose(tall, wide, 1, False),
+        lambda dt, n, c, rng: [np.empty((n, c), dt), _floats(rng, dt, c, n + 3)],
+        {0: Arg(two_d=True, written=True, axis=1), 1: rows(0)}),
     "mt19937_random": Entry(
         _core.mt19937_random,
         lambda dt, n, c, rng: [np.random.MT19937(0), np.empty((n, c))],

@@ -2,8 +2,9 @@
 as `fastnn.reference.conv`.
 
 Images are (N, C, H, W). A convolution is im2col into the transposed layout col (C*FH*FW,
-M*OH*OW) of a block of M samples (csrc/conv.c) and a matrix product in NumPy's BLAS, W (FN,
-C*FH*FW) . col, into the block's columns of y (FN, N*OH*OW), block after block, so that each
+M*OH*OW) of a block of M samples (csrc/conv.c) and a matrix product, W (FN, C*FH*FW) . col (for
+at most 128 filters gemm_narrow's col^T W^T, transposed back: _few_rows_product; else NumPy's
+BLAS), into the block's columns of y (FN, N*OH*OW), block after block, so that each
 block's col is still in the cache when the product reads it and no im2col of the whole batch is
 kept; then a pass that adds the bias while it swaps y's (FN, N, OH, OW) to (N, FN, OH, OW). Its
 backward: dW = dy . col^T summed over the blocks (col packed again from the kept input), and dx
@@ -73,18 +74,20 @@ def _transposed(a, scratch, name):
     return aT
 
 
-def _few_rows_product(a, aT, b, out, workspace):
-    """out (M, N) = a (M, K) . b (K, N) for the convolutions' products of a few filters or
-    channels (M) by many columns: gemm_narrow's b^T a^T into workspace's "out^T", then copied
-    into out transposed, when aT (a^T, C-contiguous) is given; else NumPy's product. OpenBLAS's
-    kernels for this CPU run these shapes at 40-50% of gemm_narrow's rate: (16, 144) (144, 1568)
-    float32 86 us, gemm_narrow and the copy 62 us; (64, 576) (576, 392) float64 616 -> 282 us."""
+def _few_rows_product(a, aT, b, out, start, workspace):
+    """out[:, start:start + N] = a (M, K) . b (K, N), out (M, L) C-contiguous, for the
+    convolutions' products of a few filters or channels (M) by many columns: gemm_narrow's
+    b^T a^T into workspace's "out^T", then transposed into out, when aT (a^T, C-contiguous) is
+    given; else NumPy's product. OpenBLAS's kernels for this CPU run these shapes at 40-50% of
+    gemm_narrow's rate: (16, 144) (144, 1568) float32 86 us, gemm_narrow and the transpose 53 us;
+    (64, 576) (576, 392) float64 616 -> 255 us."""
+    n = b.shape[1]
     if aT is None:
-        np.matmul(a, b, out=out)
+        np.matmul(a, b, out=out[:, start:start + n])
         return
-    outT = workspace.flat("out^T", out.size, out.dtype).reshape(out.shape[::-1])
+    outT = workspace.flat("out^T", n * a.shape[0], out.dtype).reshape(n, a.shape[0])
     _core.gemm_narrow(b, aT, outT, True)
-    np.copyto(out, outT.T)
+    _core.transpose(outT, out, start, True)
 
 
 def _images(x, name="x"):
@@ -231,7 +234,7 @@ class Convolution:
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
-            _few_rows_product(W2, W2T, c, y[:, start * Q:stop * Q], workspace)
+            _few_rows_product(W2, W2T, c, y, start * Q, workspace)
             if b is not None:
                 _core.conv_bias_act(y, b, relu, start * Q, stop * Q)
         return y.reshape(FN, N, out_h, out_w)
@@ -258,14 +261,14 @@ class Convolution:
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
-            d = dy[:, start * Q:stop * Q]
             into = total if start == 0 else part
             if narrow:
-                dT = workspace.flat("dy^T", d.size, d.dtype).reshape(d.shape[::-1])
-                np.copyto(dT, d.T)
+                dT = workspace.flat("dy^T", (stop - start) * Q * FN, dy.dtype)
+                dT = dT.reshape((stop - start) * Q, FN)
+                _core.transpose(dT, dy, start * Q, False)
                 _core.gemm_narrow(c, dT, into)
             else:
-                np.matmul(d, c.T, out=into)
+                np.matmul(dy[:, start * Q:stop * Q], c.T, out=into)
             if start:
                 total += part
         if narrow:
@@ -292,7 +295,7 @@ class Convolution:
             for start, stop in blocks:
                 c = dcol[:K * (stop - start) * HW].reshape(K, (stop - start) * HW)
                 _core.im2col(dy, FH, FW, 1, FH - 1 - self.pad, c, True, True, start, stop)
-                _few_rows_product(flipped, flippedT, c, dx2[:, start * HW:stop * HW], workspace)
+                _few_rows_product(flipped, flippedT, c, dx2, start * HW, workspace)
             return
         K, Q = C * FH * FW, OH * OW
         W2t, dy2 = W.reshape(FN, K).T, dy.reshape(FN, -1)
