@@ -1,4 +1,4 @@
-"""The table of bad inputs (issue 6): what was tried against every public entry of the fast half.
+"""The table of bad inputs: what was tried against every public entry of the fast half.
 
 Each row names an entry and an input. An error row checks the exception's type, that its message
 names the problem (the shape, the dtype, the label value and its row), that nothing was written
@@ -1190,7 +1190,7 @@ def test_conv_layers_layouts_equal_a_contiguous_copy(layout, tmp_path):
 
 
 # --------------------------------------------------------------------------- CHAPTER6
-# Volume 1, chapter 6 (issue 10): the multilayer networks' constructors, the fast Relu, Dropout
+# Volume 1, chapter 6: the multilayer networks' constructors, the fast Relu, Dropout
 # and BatchNormalization, and the networks' calls. Each row: a clear error naming the problem,
 # raised before anything is written (the layer's or network's public state, its inputs).
 

@@ -1,4 +1,4 @@
-"""Fuzzing every kernel entry (issue 6): arbitrary shapes, dtypes, values and memory layouts.
+"""Fuzzing every kernel entry: arbitrary shapes, dtypes, values and memory layouts.
 
 What must hold for every input hypothesis finds:
 - nothing crashes (a crash ends the run; the sanitizer build, tools/sanitize.sh, also catches any
@@ -463,7 +463,7 @@ def test_fuzz_simple_convnet(data, n):
 CONV_CORE_ARRAYS = arrays([np.float64, np.float32, np.int32, ">f8"], min_dims=1, max_dims=4)
 
 
-# --------------------------------------------------------------------------- chapter 6 (issue 10)
+# --------------------------------------------------------------------------- chapter 6
 # The fast Relu, Dropout and BatchNormalization, the multilayer networks (sizes, init names,
 # ratios and inputs of any kind) and their _core entries.
 

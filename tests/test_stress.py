@@ -1,4 +1,4 @@
-"""Faults survived (issue 6): leaks, reference counts, threads.
+"""Faults survived: leaks, reference counts, threads.
 
 - Every entry point, error paths included, is called 10^4 times: Python's traced memory
   (tracemalloc, which also sees NumPy's array data), the process's resident memory (which sees the
