@@ -74,6 +74,33 @@ def test_forward_backward(dtype, data):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("channels, filters", [(130, 130), (1, 129), (70, 130), (130, 20)])
+@pytest.mark.parametrize("block_bytes", [1 << 20, 1], ids=["one block", "a sample a block"])
+def test_products_on_both_sides_of_the_few_rows_limit(dtype, channels, filters, block_bytes):
+    # products with at most conv._FEW_ROWS (128) filters or channels run in gemm_narrow, wider
+    # ones in BLAS: the forward (filters), the weight gradient (filters) and the flipped-filter
+    # input gradient (channels; 2 C >= FN), against the reference on both sides
+    assert fastnn.conv._FEW_ROWS == 128
+    rng = np.random.default_rng(channels + filters)
+    x = rng.standard_normal((3, channels, 5, 4)).astype(dtype)
+    W = (0.1 * rng.standard_normal((filters, channels, 3, 3))).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    saved = fastnn.conv._BLOCK_BYTES
+    fastnn.conv._BLOCK_BYTES = block_bytes
+    try:
+        fast, ref = fastnn.Convolution(W, b, 1, 1), reference.Convolution(W, b, 1, 1)
+        out = fast.forward(x)
+        assert_allclose(out, ref.forward(x), rtol=TOL[dtype], atol=TOL[dtype] * 10)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        assert_allclose(fast.backward(dout), ref.backward(dout), rtol=TOL[dtype],
+                        atol=TOL[dtype] * 10)
+    finally:
+        fastnn.conv._BLOCK_BYTES = saved
+    for g, eg in zip(fast.grads, ref.grads):
+        assert_allclose(g, eg, rtol=TOL[dtype], atol=TOL[dtype] * 100)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 @over_blocks
