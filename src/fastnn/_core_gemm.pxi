@@ -12,12 +12,12 @@ cdef extern from "fastnn.h" nogil:
                        float *dst, Py_ssize_t ldd)
 
 
-cdef int _apart(cnp.ndarray out, cnp.ndarray a, str name) except -1:
+cdef int _apart(cnp.ndarray out, str out_name, cnp.ndarray a, str name) except -1:
     """Checks that out's bytes do not overlap a's (both contiguous)."""
     cdef char *po = <char *> cnp.PyArray_DATA(out)
     cdef char *pa = <char *> cnp.PyArray_DATA(a)
     if po < pa + cnp.PyArray_NBYTES(a) and pa < po + cnp.PyArray_NBYTES(out):
-        raise ValueError(f"c: overlaps {name}")
+        raise ValueError(f"{out_name}: overlaps {name}")
     return 0
 
 
@@ -37,8 +37,8 @@ def gemm_narrow(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray c no
                          f"{(<object> b).shape} -> {(<object> c).shape} do not match")
     _like(b, "b", typenum, k * n, False)
     _like(c, "c", typenum, m * n, True)
-    _apart(c, a, "a")
-    _apart(c, b, "b")
+    _apart(c, "c", a, "a")
+    _apart(c, "c", b, "b")
     cdef void *pa = cnp.PyArray_DATA(a)
     cdef void *pb = cnp.PyArray_DATA(b)
     cdef void *pc = cnp.PyArray_DATA(c)
@@ -66,7 +66,7 @@ def transpose(cnp.ndarray tall not None, cnp.ndarray wide not None, Py_ssize_t s
     if cnp.PyArray_DIM(wide, 0) != c or not 0 <= start <= l - r:
         raise ValueError(f"transpose: columns [{start}, {start + r}) of {(<object> wide).shape} "
                          f"do not fit {(<object> tall).shape} transposed")
-    _apart(wide, tall, "tall")
+    _apart(wide, "wide", tall, "tall")
     cdef char *pt = <char *> cnp.PyArray_DATA(tall)
     cdef char *pw = <char *> cnp.PyArray_DATA(wide) + start * cnp.PyArray_ITEMSIZE(wide)
     with nogil:
