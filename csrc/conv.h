@@ -1,5 +1,5 @@
-/* conv.h: the kernels of the convolutional layers (csrc/conv.c, csrc/pooling.c), float64 (_f64)
- * and float32 (_f32), see real.h.
+/* conv.h: the kernels of the convolutional layers (csrc/conv.c, conv_gemm.c, pooling.c), float64
+ * (_f64) and float32 (_f32), see real.h.
  *
  * Sizes, one letter each, for both files: N batch, C channels, H x W an input plane, FH x FW the
  * filter (or pooling window), S stride, P pad, OH x OW an output plane, K = C * FH * FW,
@@ -42,7 +42,18 @@
                              T *out, int32_t *arg, int out_cnhw);                                  \
     ptrdiff_t maxpool_backward_##S(const T *dout, const int32_t *arg, ptrdiff_t n, ptrdiff_t c,      \
                                    ptrdiff_t h, ptrdiff_t w, int x_cnhw, ptrdiff_t fh,              \
-                                   ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *dx, int out_cnhw);
+                                   ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *dx, int out_cnhw);    \
+    /* conv_gemm.c: wt (K, FN), blocks of m samples, work per thread *_work(K, m, Q, FN) */       \
+    ptrdiff_t conv_gemm_work_##S(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn);              \
+    void conv_gemm_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,     \
+                       ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const T *wt,          \
+                       ptrdiff_t fn, const T *bias, int relu, ptrdiff_t m, T *work,                \
+                       ptrdiff_t work_threads, T *y);                                              \
+    ptrdiff_t conv_gemm_wgrad_work_##S(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn);        \
+    void conv_gemm_wgrad_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,         \
+                             int cnhw, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,       \
+                             const T *dy, ptrdiff_t fn, ptrdiff_t m, T *work,                      \
+                             ptrdiff_t work_threads, T *dwt);
 
 FASTNN_CONV_DECLARE(double, f64)
 FASTNN_CONV_DECLARE(float, f32)

@@ -3,7 +3,8 @@
  * (through OpenMP) when that is set, else 1. Not OpenMP's own default of every core: NumPy's BLAS
  * threads spin for a while after each call, and a kernel that starts threads then shares the
  * cores with them (a sigmoid of 10^6 doubles right after an Affine: 7 ms on 2 threads, 1 ms on
- * one). Threads are for who asks for them.
+ * one). Threads are for who asks for them. A kernel called on a thread of a parallel region (the
+ * convolution's blocks, conv_gemm.c) runs on that thread alone: the cores are taken.
  * The explicit vector code (real.h): AVX-512 when the CPU has AVX-512F, else AVX2 when it has
  * AVX2 and FMA; the tests lower the level (_core.set_simd) to run the narrower or the portable
  * code on the same machine. */
@@ -23,6 +24,8 @@ int fastnn_get_num_threads(void)
 {
 #ifdef _OPENMP
     static int from_env = -1; /* OMP_NUM_THREADS is set: -1 not looked at yet */
+    if (omp_in_parallel())
+        return 1;
     if (from_env < 0)
         from_env = getenv("OMP_NUM_THREADS") != NULL;
     return num_threads > 0 ? num_threads : from_env ? omp_get_max_threads() : 1;

@@ -398,15 +398,15 @@ def test_workspace_flat_buffer_is_one_per_dtype_grown_to_the_largest_size():
 
 @pytest.mark.parametrize("threads", [1, 2], indirect=True)
 def test_deep_convnet_convolutions_share_one_buffer(threads):
-    """Every convolution of a model packs into the model's one "col" buffer (per dtype), sized
-    for the largest layer's products, and its products' transposed operands go to the model's
-    one "out^T" and "dy^T"; no layer keeps any of these of its own."""
+    """Every convolution of a model packs its blocks' im2col and transposed products into the
+    model's one "conv_gemm work" buffer (per dtype), sized for the largest layer's blocks and
+    a share per thread; no layer keeps one of its own."""
     net = fastnn.DeepConvNet(seed=0)
     x = np.random.default_rng(0).standard_normal((4, 1, 28, 28))
     net.gradient(x, np.arange(4))
     flat = [k for k in net._workspace._arrays if isinstance(k, tuple)]
-    shared = ["col", "out^T", "dy^T"]
-    assert sorted(flat) == sorted((name, np.dtype(np.float64)) for name in shared)
+    shared = ["conv_gemm work"]
+    assert flat == [("conv_gemm work", np.dtype(np.float64))]
     for layer, _ in net._stages:
         if isinstance(layer, fastnn.Convolution):
             assert not any(name in str(k) for k in layer._scratch._arrays for name in shared)

@@ -212,8 +212,11 @@ def test_deep_initial_draws_and_layers_are_the_books():
 @needs_dropout
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("config", [SMALL_DEEP, {}], ids=["small", "book"])
-def test_deep_equals_the_reference(dtype, config):
-    """Dropout masks from the global state (the book's draws), reseeded for each half."""
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+def test_deep_equals_the_reference(dtype, config, threads):
+    """Dropout masks from the global state (the book's draws), reseeded for each half; one
+    thread and two (the convolutions' blocks a thread each, the Affine's input gradient on
+    gemm_narrow)."""
     fast = fastnn.DeepConvNet(**config, dtype=dtype)  # masks from np.random, as the book
     ref = reference.DeepConvNet(**config, dtype=dtype)
     for key in ref.params:

@@ -276,6 +276,21 @@ ENTRIES.update({
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n, c, 5),
                                np.empty(n, dt)],
         {0: PLANES_OUT, 1: IN, 2: OUT}),
+    # blocks of 2 of the n samples; work holds exactly one thread's share
+    "conv_gemm": Entry(
+        _core.conv_gemm,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
+                               _floats(rng, dt, c * 9, 5), _floats(rng, dt, 5), True, 2,
+                               np.empty(_core.conv_gemm_work_size(c * 9, 2, 25, 5), dt),
+                               np.empty((5, n * 25), dt)],
+        {0: PLANES_IN, 6: rows(0), 7: IN, 10: OUT, 11: OUT}),
+    "conv_gemm_wgrad": Entry(
+        _core.conv_gemm_wgrad,
+        lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
+                               _floats(rng, dt, 5, n * 25), 2,
+                               np.empty(_core.conv_gemm_work_size(c * 9, 2, 25, 5, True), dt),
+                               np.empty((c * 9, 5), dt)],
+        {0: PLANES_IN, 6: rows(1), 8: OUT, 9: OUT}),
     "maxpool_forward": Entry(
         _core.maxpool_forward,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 6, 6), 2, 2, 2, 0,
@@ -311,7 +326,8 @@ ENTRIES.update({
 
 # public names of _core that take no arrays
 NO_ARRAYS = {"PARALLEL_MIN", "set_num_threads", "get_num_threads", "set_simd", "SIMD_PATHS",
-             "is_float_buffer", "is_label_buffer", "SparseX", "TwoLayerWork"}
+             "is_float_buffer", "is_label_buffer", "SparseX", "TwoLayerWork",
+             "conv_gemm_work_size"}
 
 # entries that answer an array they cannot take with False, writing nothing, instead of raising:
 # name -> (make a valid call, {position: Arg})

@@ -67,6 +67,24 @@ cdef extern from "conv.h" nogil:
                                     Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
                                     float *dx, int out_cnhw)
 
+    Py_ssize_t conv_gemm_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q, Py_ssize_t fn)
+    void conv_gemm_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                       int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                       const double *wt, Py_ssize_t fn, const double *bias, int relu,
+                       Py_ssize_t m, double *work, Py_ssize_t work_threads, double *y)
+    void conv_gemm_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
+                       int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
+                       const float *wt, Py_ssize_t fn, const float *bias, int relu,
+                       Py_ssize_t m, float *work, Py_ssize_t work_threads, float *y)
+    Py_ssize_t conv_gemm_wgrad_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q, Py_ssize_t fn)
+    void conv_gemm_wgrad_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
+                             Py_ssize_t w, int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s,
+                             Py_ssize_t p, const double *dy, Py_ssize_t fn, Py_ssize_t m,
+                             double *work, Py_ssize_t work_threads, double *dwt)
+    void conv_gemm_wgrad_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
+                             Py_ssize_t w, int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s,
+                             Py_ssize_t p, const float *dy, Py_ssize_t fn, Py_ssize_t m,
+                             float *work, Py_ssize_t work_threads, float *dwt)
 
 cdef struct Geometry:
     Py_ssize_t n, c, h, w, fh, fw, s, p, oh, ow, cols  # cols: im2col's N * OH * OW * C * FH * FW
@@ -324,6 +342,108 @@ def conv_act_backward_bias(cnp.ndarray dy not None, cnp.ndarray y, cnp.ndarray d
         else:
             conv_act_backward_bias_f32(<float *> pd, <float *> pz, rows, size // rows, <float *> pb)
 
+
+cdef Py_ssize_t _conv_gemm_threads(cnp.ndarray work, int typenum, Py_ssize_t per,
+                                   list outputs) except -1:
+    """The threads' shares (of per elements each) that work holds, checked: at least one, work a
+    writable flat buffer of typenum apart from the other arrays (outputs: (array, name) pairs)."""
+    if _float_array(work, "work", True) != typenum:
+        raise TypeError(f"work: dtype {(<object> work).dtype} differs from the other operands'")
+    if cnp.PyArray_SIZE(work) < per:
+        raise ValueError(f"work: {cnp.PyArray_SIZE(work)} elements, need at least {per} "
+                         f"(one thread's share)")
+    for a, name in outputs:
+        _apart(work, "work", a, name)
+    return cnp.PyArray_SIZE(work) // per
+
+
+def conv_gemm(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
+              Py_ssize_t pad, bint cnhw, cnp.ndarray wt not None, cnp.ndarray b, bint relu,
+              Py_ssize_t block, cnp.ndarray work not None, cnp.ndarray y not None):
+    """y (FN, N * OH * OW) <- W . im2col(x), then act(y + b) when b (FN,) is given (act ReLU when
+    relu, else the identity); wt (C * FH * FW, FN) is W^T, C-contiguous; x (N, C, H, W) or (C, N,
+    H, W) (cnhw). Computed over blocks of `block` samples, a block per thread, each thread's im2col
+    and product in its share of work (1-D, conv_gemm_work_size(...) elements a thread)."""
+    cdef int typenum = _float_array(x, "x")
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
+    cdef Py_ssize_t k = g.c * fh * fw, q = g.oh * g.ow
+    if cnp.PyArray_NDIM(wt) != 2 or cnp.PyArray_DIM(wt, 0) != k:
+        raise ValueError(f"wt: expected ({k}, FN) for x {(<object> x).shape} and a {fh}x{fw} "
+                         f"window, got shape {(<object> wt).shape}")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(wt, 1)
+    _like(wt, "wt", typenum, k * fn, False)
+    cdef void *pb = NULL
+    if b is not None:
+        _like(b, "b", typenum, fn, False)
+        pb = cnp.PyArray_DATA(b)
+    if not 1 <= block <= g.n:
+        raise ValueError(f"block: {block} samples, need 1..{g.n}")
+    _like(y, "y", typenum, fn * g.n * q, True)
+    inputs = [(x, "x"), (wt, "wt")] + ([] if b is None else [(b, "b")])
+    for a, name in inputs:
+        _apart(y, "y", a, name)
+    cdef Py_ssize_t per = conv_gemm_work_f64(k, block, q, fn)
+    cdef Py_ssize_t work_threads = _conv_gemm_threads(work, typenum, per, inputs + [(y, "y")])
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pw = cnp.PyArray_DATA(wt)
+    cdef void *pk = cnp.PyArray_DATA(work)
+    cdef void *py = cnp.PyArray_DATA(y)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            conv_gemm_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad,
+                          <double *> pw, fn, <double *> pb, relu, block, <double *> pk,
+                          work_threads, <double *> py)
+        else:
+            conv_gemm_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad,
+                          <float *> pw, fn, <float *> pb, relu, block, <float *> pk,
+                          work_threads, <float *> py)
+
+
+def conv_gemm_wgrad(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
+                    Py_ssize_t pad, bint cnhw, cnp.ndarray dy not None, Py_ssize_t block,
+                    cnp.ndarray work not None, cnp.ndarray dwt not None):
+    """dwt (C * FH * FW, FN) <- (dy . im2col(x)^T)^T, dW^T, for dy (FN, N * OH * OW); x as in
+    conv_gemm. Over blocks of `block` samples, each thread summing a run of blocks in its share
+    of work (1-D, conv_gemm_wgrad_work_size(...) elements a thread), the threads' sums added in
+    thread order."""
+    cdef int typenum = _float_array(x, "x")
+    cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
+    cdef Py_ssize_t k = g.c * fh * fw, q = g.oh * g.ow
+    if cnp.PyArray_NDIM(dy) != 2 or cnp.PyArray_DIM(dy, 1) != g.n * q:
+        raise ValueError(f"dy: expected (FN, {g.n * q}) for x {(<object> x).shape} and a "
+                         f"{fh}x{fw} window, got shape {(<object> dy).shape}")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(dy, 0)
+    _like(dy, "dy", typenum, fn * g.n * q, False)
+    if not 1 <= block <= g.n:
+        raise ValueError(f"block: {block} samples, need 1..{g.n}")
+    _like(dwt, "dwt", typenum, k * fn, True)
+    inputs = [(x, "x"), (dy, "dy")]
+    for a, name in inputs:
+        _apart(dwt, "dwt", a, name)
+    cdef Py_ssize_t per = conv_gemm_wgrad_work_f64(k, block, q, fn)
+    cdef Py_ssize_t work_threads = _conv_gemm_threads(work, typenum, per, inputs + [(dwt, "dwt")])
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pd = cnp.PyArray_DATA(dy)
+    cdef void *pk = cnp.PyArray_DATA(work)
+    cdef void *pw = cnp.PyArray_DATA(dwt)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            conv_gemm_wgrad_f64(<double *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad,
+                                <double *> pd, fn, block, <double *> pk, work_threads,
+                                <double *> pw)
+        else:
+            conv_gemm_wgrad_f32(<float *> px, g.n, g.c, g.h, g.w, cnhw, fh, fw, stride, pad,
+                                <float *> pd, fn, block, <float *> pk, work_threads,
+                                <float *> pw)
+
+
+def conv_gemm_work_size(Py_ssize_t k, Py_ssize_t block, Py_ssize_t q, Py_ssize_t fn,
+                        bint wgrad=False):
+    """Elements of one thread's share of conv_gemm's (or conv_gemm_wgrad's) work, for K = C * FH
+    * FW, blocks of `block` samples, Q = OH * OW and FN filters."""
+    if wgrad:
+        return conv_gemm_wgrad_work_f64(k, block, q, fn)
+    return conv_gemm_work_f64(k, block, q, fn)
 
 cdef _pool_outputs(Geometry g, cnp.ndarray out, cnp.ndarray arg, int typenum, bint out_cnhw,
                    bint writable):

@@ -2,11 +2,11 @@
 as `fastnn.reference.conv`.
 
 Images are (N, C, H, W). A convolution is im2col into the transposed layout col (C*FH*FW,
-M*OH*OW) of a block of M samples (csrc/conv.c) and a matrix product, W (FN, C*FH*FW) . col (for
-at most 128 filters gemm_narrow's col^T W^T, transposed back: _few_rows_product; else NumPy's
-BLAS), into the block's columns of y (FN, N*OH*OW), block after block, so that each
-block's col is still in the cache when the product reads it and no im2col of the whole batch is
-kept; then a pass that adds the bias while it swaps y's (FN, N, OH, OW) to (N, FN, OH, OW). Its
+M*OH*OW) of a block of M samples (csrc/conv.c) and a matrix product, W (FN, C*FH*FW) . col, into
+the block's columns of y (FN, N*OH*OW), so that each block's col is still in the cache when the
+product reads it and no im2col of the whole batch is kept; then a pass that adds the bias while
+it swaps y's (FN, N, OH, OW) to (N, FN, OH, OW). With at most 128 filters the blocks run in C, a
+block per thread, on gemm_narrow (csrc/conv_gemm.c); else block after block on NumPy's BLAS. Its
 backward: dW = dy . col^T summed over the blocks (col packed again from the kept input), and dx
 as a convolution of dy with the flipped filters (stride 1, square filters, pad < FH: im2col of
 dy and one product per block) or else col2im of W^T . dy. Max pooling is one compiled pass each
@@ -36,7 +36,9 @@ __all__ = ["Convolution", "Pooling"]
 # product output stay in the L2 cache
 _BLOCK_BYTES = 1 << 20
 
-# products with at most this many filters (or input channels) run in gemm_narrow (_few_rows_product;
+# products with at most this many filters (or input channels) run in gemm_narrow (conv_gemm:
+# OpenBLAS's kernels for this CPU run these shapes at 40-50% of its rate, (16, 144) (144, 1568)
+# float32 86 us, gemm_narrow and the transpose 53 us; (64, 576) (576, 392) float64 616 -> 255 us;
 # measured for the models' 16 to 64)
 _FEW_ROWS = 128
 
@@ -66,7 +68,7 @@ class _Scratch:
 
 def _transposed(a, scratch, name):
     """a^T (K, M) of a (M, K), copied into the scratch buffer `name`, when M is at most
-    _FEW_ROWS (for _few_rows_product), else None."""
+    _FEW_ROWS (for conv_gemm), else None."""
     if a.shape[0] > _FEW_ROWS:
         return None
     aT = scratch.get(name, a.shape[::-1], a.dtype)
@@ -74,20 +76,17 @@ def _transposed(a, scratch, name):
     return aT
 
 
-def _few_rows_product(a, aT, b, out, start, workspace):
-    """out[:, start:start + N] = a (M, K) . b (K, N), out (M, L) C-contiguous, for the
-    convolutions' products of a few filters or channels (M) by many columns: gemm_narrow's
-    b^T a^T into workspace's "out^T", then transposed into out, when aT (a^T, C-contiguous) is
-    given; else NumPy's product. OpenBLAS's kernels for this CPU run these shapes at 40-50% of
-    gemm_narrow's rate: (16, 144) (144, 1568) float32 86 us, gemm_narrow and the transpose 53 us;
-    (64, 576) (576, 392) float64 616 -> 255 us."""
-    n = b.shape[1]
-    if aT is None:
-        np.matmul(a, b, out=out[:, start:start + n])
-        return
-    outT = workspace.flat("out^T", n * a.shape[0], out.dtype).reshape(n, a.shape[0])
-    _core.gemm_narrow(b, aT, outT, True)
-    _core.transpose(outT, out, start, True)
+def _block_size(n, per_sample):
+    """Samples per block of the n samples, each per_sample bytes of im2col: about _BLOCK_BYTES,
+    and at least a block per thread."""
+    size = max(1, min(n, _BLOCK_BYTES // max(per_sample, 1)))
+    return min(size, -(-n // _core.get_num_threads()))
+
+
+def _conv_gemm_work(workspace, k, block, q, fn, wgrad, dtype):
+    """The work buffer of conv_gemm (or conv_gemm_wgrad): a share per thread, from workspace."""
+    per = _core.conv_gemm_work_size(k, block, q, fn, wgrad)
+    return workspace.flat("conv_gemm work", per * _core.get_num_threads(), dtype)
 
 
 def _images(x, name="x"):
@@ -201,20 +200,21 @@ class Convolution:
     # packs each block again from the input planes, which the layer keeps).
 
     def _blocks(self, n, per_sample):
-        """[(start, stop)] of blocks of the n samples, each sample per_sample bytes of im2col.
-        With threads (fastnn's, and so BLAS's) one block: each product is a hand-off to BLAS's
-        threads, which made a DeepConvNet step over blocks of a few samples 10-30x slower on 2
-        threads of a busy machine. An empty batch or empty samples: one block."""
-        if _core.get_num_threads() > 1 or n == 0 or per_sample == 0:
+        """[(start, stop)] of blocks of the n samples for NumPy's BLAS, each sample per_sample
+        bytes of im2col. With threads (fastnn's, and so BLAS's) one block: each product is a
+        hand-off to BLAS's threads, which made a DeepConvNet step over blocks of a few samples
+        10-30x slower on 2 threads of a busy machine."""
+        if _core.get_num_threads() > 1:
             return [(0, n)]
-        size = max(1, min(n, _BLOCK_BYTES // per_sample))
+        size = _block_size(n, per_sample)
         return [(i, min(n, i + size)) for i in range(0, n, size)]
 
     def _products(self, x, x_cnhw, relu, workspace):
         """y (FN, N, OH, OW) = W . im2col(x), then act(y + b) unless relu is None (act ReLU when
         relu, else the identity); a buffer of the layer. x a float buffer, (N, C, H, W) or
-        (C, N, H, W) (x_cnhw), kept for backward; im2col's rows go to workspace's "col". One input channel and stride 1 (the models'
-        first layer) is computed directly where the CPU has AVX-512 (csrc/conv.c)."""
+        (C, N, H, W) (x_cnhw), kept for backward; im2col's blocks go to workspace's "conv_gemm
+        work" (or "col" for BLAS). One input channel and stride 1 (the models' first layer) is
+        computed directly where the CPU has AVX-512 (csrc/conv.c)."""
         dtype = x.dtype
         W = as_buffer(self.params[0], dtype)
         FN, C, FH, FW = W.shape
@@ -228,13 +228,19 @@ class Convolution:
         self._planes = (x, x_cnhw)
         if C == 1 and self.stride == 1 and _core.conv_direct1(x, W, b, self.pad, bool(relu), y):
             return y.reshape(FN, N, out_h, out_w)
+        W2T = _transposed(W2, self._scratch, "W^T")
+        if W2T is not None:
+            m = _block_size(N, K * Q * dtype.itemsize)
+            work = _conv_gemm_work(workspace, K, m, Q, FN, False, dtype)
+            _core.conv_gemm(x, FH, FW, self.stride, self.pad, x_cnhw, W2T, b, bool(relu), m,
+                            work, y)
+            return y.reshape(FN, N, out_h, out_w)
         blocks = self._blocks(N, K * Q * dtype.itemsize)
         col = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * Q, dtype)
-        W2T = _transposed(W2, self._scratch, "W^T")
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
-            _few_rows_product(W2, W2T, c, y, start * Q, workspace)
+            np.matmul(W2, c, out=y[:, start * Q:stop * Q])
             if b is not None:
                 _core.conv_bias_act(y, b, relu, start * Q, stop * Q)
         return y.reshape(FN, N, out_h, out_w)
@@ -242,7 +248,8 @@ class Convolution:
     def _weight_grads(self, dy, relu, dW, db, workspace):
         """dW (FN, C*FH*FW) <- dy . col^T and db (FN,) <- the row sums of dy, for dy (FN, N, OH,
         OW) a buffer of dtype that is first masked in place by the ReLU's output (relu: the
-        forward ran _forward_planes with relu=True); col in workspace's "col"."""
+        forward ran _forward_planes with relu=True); col in workspace's "conv_gemm work" (or
+        "col")."""
         x, x_cnhw = self._planes
         FN, C, FH, FW = self.params[0].shape
         N, Q, K = dy.shape[1], dy.shape[2] * dy.shape[3], C * FH * FW
@@ -252,27 +259,22 @@ class Convolution:
             return
         dy = dy.reshape(FN, -1)
         _core.conv_act_backward_bias(dy, y, db)
+        if FN <= _FEW_ROWS:  # dW^T (K, FN) = col . dy^T summed over the blocks, then transposed
+            m = _block_size(N, K * Q * dy.dtype.itemsize)
+            work = _conv_gemm_work(workspace, K, m, Q, FN, True, dy.dtype)
+            dWT = self._scratch.get("dW^T", (K, FN), dy.dtype)
+            _core.conv_gemm_wgrad(x, FH, FW, self.stride, self.pad, x_cnhw, dy, m, work, dWT)
+            np.copyto(dW, dWT.T)
+            return
         blocks = self._blocks(N, K * Q * dy.dtype.itemsize)
         col = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * Q, dy.dtype)
-        narrow = FN <= _FEW_ROWS
-        # with gemm_narrow, dW^T (K, FN) = col . dy^T is summed over the blocks, then transposed
-        total = self._scratch.get("dW^T", (K, FN), dy.dtype) if narrow else dW
-        part = self._scratch.get("dW part", total.shape, dy.dtype) if len(blocks) > 1 else None
+        part = self._scratch.get("dW part", dW.shape, dy.dtype) if len(blocks) > 1 else None
         for start, stop in blocks:
             c = col[:K * (stop - start) * Q].reshape(K, (stop - start) * Q)
             _core.im2col(x, FH, FW, self.stride, self.pad, c, True, x_cnhw, start, stop)
-            into = total if start == 0 else part
-            if narrow:
-                dT = workspace.flat("dy^T", (stop - start) * Q * FN, dy.dtype)
-                dT = dT.reshape((stop - start) * Q, FN)
-                _core.transpose(dT, dy, start * Q, False)
-                _core.gemm_narrow(c, dT, into)
-            else:
-                np.matmul(dy[:, start * Q:stop * Q], c.T, out=into)
+            np.matmul(dy[:, start * Q:stop * Q], c.T, out=dW if start == 0 else part)
             if start:
-                total += part
-        if narrow:
-            np.copyto(dW, total.T)
+                dW += part
 
     def _input_grad(self, dy, dx, workspace):
         """dx (C, N, H, W) <- col2im(W^T . dy) for dy (FN, N, OH, OW). With stride 1, square
@@ -292,12 +294,18 @@ class Convolution:
             K, HW = FN * FH * FW, H * W_
             flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
             flippedT = _transposed(flipped, self._scratch, "flipped W^T")
+            if flippedT is not None:
+                m = _block_size(N, K * HW * dy.dtype.itemsize)
+                work = _conv_gemm_work(workspace, K, m, HW, C, False, dy.dtype)
+                _core.conv_gemm(dy, FH, FW, 1, FH - 1 - self.pad, True, flippedT, None, False, m,
+                                work, dx2)
+                return
             blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
             dcol = workspace.flat("col", K * (blocks[0][1] - blocks[0][0]) * HW, dy.dtype)
             for start, stop in blocks:
                 c = dcol[:K * (stop - start) * HW].reshape(K, (stop - start) * HW)
                 _core.im2col(dy, FH, FW, 1, FH - 1 - self.pad, c, True, True, start, stop)
-                _few_rows_product(flipped, flippedT, c, dx2, start * HW, workspace)
+                np.matmul(flipped, c, out=dx2[:, start * HW:stop * HW])
             return
         K, Q = C * FH * FW, OH * OW
         W2t, dy2 = W.reshape(FN, K).T, dy.reshape(FN, -1)
