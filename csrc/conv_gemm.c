@@ -2,9 +2,9 @@
  * (sizes and layouts: conv.h).
  *
  * conv_gemm       y (FN, N * Q) = act(W . im2col_t(x) + b): per block of M samples, im2col_t into
- *                 the thread's col (K, M * Q), gemm_narrow's col^T W^T into its out^T (M * Q, FN),
- *                 transposed into the block's columns of y, bias and act on those columns while
- *                 they are in the cache. Also the flipped-filter input gradient (conv.py).
+ *                 the thread's col (K, M * Q), gemm_narrow_into's W . col into the block's columns
+ *                 of y, bias and act on those columns while they are in the cache. Also the
+ *                 flipped-filter input gradient (conv.py).
  * conv_gemm_wgrad dW^T (K, FN) = sum over the blocks of col . dy^T (dy's block columns
  *                 transposed into the thread's dy^T (M * Q, FN)): each thread sums its run of
  *                 consecutive blocks, then the threads' sums are added in thread order.
@@ -32,18 +32,18 @@ static int block_threads(ptrdiff_t blocks, ptrdiff_t work_threads)
     return nt > 1 ? (int)nt : 1;
 }
 
-ptrdiff_t FN(conv_gemm_work)(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn)
+ptrdiff_t FN(conv_gemm_work)(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q)
 {
-    return k * m * q + m * q * fn;
+    return k * m * q;
 }
 
 void FN(conv_gemm)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const real *wt,
+                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const real *wm,
                    ptrdiff_t fn, const real *bias, int relu, ptrdiff_t m, real *work,
                    ptrdiff_t work_threads, real *y)
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m, per = FN(conv_gemm_work)(k, m, q, fn);
+    ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m, per = FN(conv_gemm_work)(k, m, q);
     int nt = block_threads(blocks, work_threads);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (ptrdiff_t bi = 0; bi < blocks; bi++) {
@@ -51,11 +51,10 @@ void FN(conv_gemm)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        real *col = work + t * per, *out_t = col + k * m * q;
+        real *col = work + t * per;
         ptrdiff_t i0 = bi * m, i1 = i0 + m < n ? i0 + m : n, cols = (i1 - i0) * q;
         FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
-        FN(gemm_narrow)(col, wt, out_t, cols, k, fn, 1);
-        FN(transpose)(out_t, cols, fn, fn, y + i0 * q, n * q);
+        FN(gemm_narrow_into)(wm, col, cols, y + i0 * q, n * q, fn, k, cols);
         if (bias)
             FN(conv_bias_act)(y, bias, fn, n * q, i0 * q, i1 * q, relu);
     }

@@ -37,6 +37,8 @@ int fastnn_set_simd(int level);
     /* gemm_narrow.c: c (m, n) = a b, a (m, k), or a^T b, a (k, m) (trans_a); b (k, n) */          \
     void gemm_narrow_##S(const T *a, const T *b, T *c, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,        \
                          int trans_a);                                                              \
+    void gemm_narrow_into_##S(const T *a, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc,             \
+                              ptrdiff_t m, ptrdiff_t k, ptrdiff_t n);                               \
     /* transpose.c: dst (cols, rows), rows ldd apart = src^T, src (rows, cols), rows lds apart */    \
     void transpose_##S(const T *src, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t lds, T *dst,          \
                        ptrdiff_t ldd);

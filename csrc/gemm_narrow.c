@@ -26,17 +26,19 @@
  * them costs more than the share they take */
 #define GEMM_PARALLEL_MIN (8 * (ptrdiff_t)FASTNN_PARALLEL_MIN)
 
-/* rows of C in [lo, hi), A's element (row i, k) at a[i * rs + k * ks], B (k, n), C (m, n) */
-static void span_portable(const real *a, ptrdiff_t rs, ptrdiff_t ks, const real *b, real *c,
-                          ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t k, ptrdiff_t n)
+/* rows of C in [lo, hi), A's element (row i, k) at a[i * rs + k * ks], B (k, n) and C (m, n)
+ * with rows ldb and ldc apart */
+static void span_portable(const real *a, ptrdiff_t rs, ptrdiff_t ks, const real *b,
+                          ptrdiff_t ldb, real *c, ptrdiff_t ldc, ptrdiff_t lo, ptrdiff_t hi,
+                          ptrdiff_t k, ptrdiff_t n)
 {
     for (ptrdiff_t i = lo; i < hi; i++) {
-        real *ci = c + i * n;
+        real *ci = c + i * ldc;
         for (ptrdiff_t j = 0; j < n; j++)
             ci[j] = 0;
         for (ptrdiff_t kk = 0; kk < k; kk++) {
             real s = a[i * rs + kk * ks];
-            const real *bk = b + kk * n;
+            const real *bk = b + kk * ldb;
             for (ptrdiff_t j = 0; j < n; j++)
                 ci[j] += s * bk[j];
         }
@@ -295,16 +297,16 @@ static void tail_span512(const real *a, ptrdiff_t ks, const real *b, ptrdiff_t l
 }
 
 /* columns [0, width) of C (row stride ldc) from those of B (row stride ldb), rows [lo, hi): AVX-512
- * panels of at most MAXV vectors, as even as they can be made; a tail of at most YLANES columns
- * goes to tail_span512 for A^T B, else to the AVX2 code, whose vectors take half a 512-bit
+ * panels of at most maxv (1..MAXV) vectors, as even as they can be made; a tail of at most YLANES
+ * columns goes to tail_span512 for A^T B, else to the AVX2 code, whose vectors take half a 512-bit
  * multiply-add's issue slots on AMD */
 static void span512(const real *a, ptrdiff_t rs, ptrdiff_t ks, const real *b, ptrdiff_t ldb,
                     real *c, ptrdiff_t ldc, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t k,
-                    ptrdiff_t width)
+                    ptrdiff_t width, int maxv)
 {
     ptrdiff_t rem = width % VLANES, body = rem <= YLANES ? width - rem : width;
     ptrdiff_t vectors = (body + VLANES - 1) / VLANES;
-    ptrdiff_t panels = (vectors + MAXV - 1) / MAXV;
+    ptrdiff_t panels = (vectors + maxv - 1) / maxv;
     ptrdiff_t j0 = 0;
     for (ptrdiff_t p = 0; p < panels; p++) {
         int nv = (int)((vectors + panels - 1 - p) / (panels - p)); /* 1..MAXV */
@@ -332,7 +334,7 @@ static void span(const real *a, ptrdiff_t rs, ptrdiff_t ks, const real *b, real 
 {
 #ifdef FASTNN_AVX512
     if (fastnn_avx512()) {
-        span512(a, rs, ks, b, n, c, n, lo, hi, k, n);
+        span512(a, rs, ks, b, n, c, n, lo, hi, k, n, MAXV);
         return;
     }
     if (fastnn_avx2()) {
@@ -340,7 +342,7 @@ static void span(const real *a, ptrdiff_t rs, ptrdiff_t ks, const real *b, real 
         return;
     }
 #endif
-    span_portable(a, rs, ks, b, c, lo, hi, k, n);
+    span_portable(a, rs, ks, b, n, c, n, lo, hi, k, n);
 }
 
 void FN(gemm_narrow)(const real *a, const real *b, real *c, ptrdiff_t m, ptrdiff_t k, ptrdiff_t n,
@@ -362,4 +364,29 @@ void FN(gemm_narrow)(const real *a, const real *b, real *c, ptrdiff_t m, ptrdiff
         thread_block(t, nt, m, &lo, &hi);
         span(a, rs, ks, b, c, lo, hi, k, n);
     }
+}
+
+/* A (m, k) B on the calling thread, B and C with rows ldb and ldc apart: a block of the columns
+ * of a wider B and C (conv_gemm.c's W . col into the block's columns of y). AVX-512 panels of
+ * at most 3 vectors, 8 rows of C a register block: a panel of B for a 3 x 3 filter of 16 or 32
+ * channels (144 or 288 rows of 48 floats) stays in the L1 cache for every row block (float32
+ * (16, 144) (144, 1568): 49 us against 90 in 6-vector panels of 4 rows) */
+void FN(gemm_narrow_into)(const real *a, const real *b, ptrdiff_t ldb, real *c, ptrdiff_t ldc,
+                          ptrdiff_t m, ptrdiff_t k, ptrdiff_t n)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k < 0)
+        k = 0;
+#ifdef FASTNN_AVX512
+    if (fastnn_avx512()) {
+        span512(a, k, 1, b, ldb, c, ldc, 0, m, k, n, 3);
+        return;
+    }
+    if (fastnn_avx2()) {
+        span256(a, k, 1, b, ldb, c, ldc, 0, m, k, n);
+        return;
+    }
+#endif
+    span_portable(a, k, 1, b, ldb, c, ldc, 0, m, k, n);
 }

@@ -2,8 +2,9 @@
 per thread, against the reference's im2col and NumPy's products.
 
 Every block size from one sample to the whole batch, one to three threads (the forward gives the
-same bits whatever the blocks and threads: each element is one gemm_narrow dot product), both
-layouts, strides and pads, the bias and ReLU, read-only inputs, a work buffer with room for
+same bits whatever the blocks and threads: each element is one gemm_narrow dot product), every
+vector path of the forward's product, both layouts, strides and pads, the bias and ReLU,
+read-only inputs, a work buffer with room for
 fewer threads than asked, and outputs that overlap an input or the work refused.
 """
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastnn import _core
 from fastnn.reference.util import im2col
-from helpers import FLOATS, examples, num_threads
+from helpers import FLOATS, VECTOR_PATHS, examples, num_threads, vector_path
 
 
 @st.composite
@@ -49,12 +50,12 @@ def _work(case, q, wgrad, dtype, threads):
 
 def _forward(case, planes, W, b, relu, dtype, q, work_threads=None):
     fn, n = case["fn"], case["n"]
-    wt = np.ascontiguousarray(W.reshape(fn, -1).T)
-    wt.flags.writeable = False
+    W2 = W.reshape(fn, -1)
+    W2.flags.writeable = False
     y = np.full((fn, n * q), np.nan, dtype)
     work = _work(case, q, False, dtype, work_threads or case["threads"])
     with num_threads(case["threads"]):
-        _core.conv_gemm(planes, case["fh"], case["fw"], case["s"], case["p"], case["cnhw"], wt, b,
+        _core.conv_gemm(planes, case["fh"], case["fw"], case["s"], case["p"], case["cnhw"], W2, b,
                         relu, case["block"], work, y)
     return y
 
@@ -63,14 +64,16 @@ def _tolerance(dtype, k, bound):
     return np.finfo(dtype).eps * (k + 2) * bound + np.finfo(dtype).tiny
 
 
+@pytest.mark.parametrize("path", VECTOR_PATHS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@settings(max_examples=examples(80), deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(case=cases(), act=st.sampled_from(["none", "bias", "bias+relu"]))
-def test_forward_matches_im2col_and_a_product(dtype, case, act):
+def test_forward_matches_im2col_and_a_product(path, dtype, case, act):
     planes, W, b, col = _operands(case, dtype)
     fn, n, k = case["fn"], case["n"], col.shape[1]
     q = col.shape[0] // n
-    y = _forward(case, planes, W, None if act == "none" else b, act == "bias+relu", dtype, q)
+    with vector_path(path):
+        y = _forward(case, planes, W, None if act == "none" else b, act == "bias+relu", dtype, q)
     W64 = W.reshape(fn, -1).astype(np.float64)
     # the book's (N * Q, FN) output as (FN, N * Q)
     expected = (col @ W64.T).T + (0 if act == "none" else b.astype(np.float64)[:, None])
@@ -125,36 +128,36 @@ def test_a_work_buffer_for_one_thread_runs_on_one(dtype):
 
 def _valid_forward(dtype=np.float64):
     x = np.zeros((4, 2, 6, 6), dtype)
-    wt = np.zeros((18, 3), dtype)
+    W = np.zeros((3, 18), dtype)
     work = np.zeros(2 * _core.conv_gemm_work_size(18, 2, 36, 3), dtype)
-    return x, wt, work, np.zeros((3, 4 * 36), dtype)
+    return x, W, work, np.zeros((3, 4 * 36), dtype)
 
 
 def test_forward_refuses_overlapping_outputs():
-    x, wt, work, y = _valid_forward()
+    x, W, work, y = _valid_forward()
     with pytest.raises(ValueError, match="work: overlaps y"):
-        _core.conv_gemm(x, 3, 3, 1, 1, False, wt, None, False, 2, work,
+        _core.conv_gemm(x, 3, 3, 1, 1, False, W, None, False, 2, work,
                         work[:y.size].reshape(y.shape))
-    with pytest.raises(ValueError, match="y: overlaps wt"):
-        _core.conv_gemm(x, 3, 3, 1, 1, False, y.reshape(-1)[:54].reshape(18, 3), None, False, 2,
+    with pytest.raises(ValueError, match="y: overlaps W"):
+        _core.conv_gemm(x, 3, 3, 1, 1, False, y.reshape(-1)[:54].reshape(3, 18), None, False, 2,
                         work, y)
     with pytest.raises(ValueError, match="work: overlaps x"):
-        _core.conv_gemm(work[:x.size].reshape(x.shape), 3, 3, 1, 1, False, wt, None, False, 2,
+        _core.conv_gemm(work[:x.size].reshape(x.shape), 3, 3, 1, 1, False, W, None, False, 2,
                         work, y)
 
 
 @pytest.mark.parametrize("block", [0, 5, -1])
 def test_forward_refuses_a_block_outside_the_batch(block):
-    x, wt, work, y = _valid_forward()
+    x, W, work, y = _valid_forward()
     with pytest.raises(ValueError, match="block"):
-        _core.conv_gemm(x, 3, 3, 1, 1, False, wt, None, False, block, work, y)
+        _core.conv_gemm(x, 3, 3, 1, 1, False, W, None, False, block, work, y)
 
 
 def test_forward_refuses_work_short_of_one_share():
-    x, wt, work, y = _valid_forward()
+    x, W, work, y = _valid_forward()
     per = _core.conv_gemm_work_size(18, 2, 36, 3)
     with pytest.raises(ValueError, match="one thread's share"):
-        _core.conv_gemm(x, 3, 3, 1, 1, False, wt, None, False, 2, work[:per - 1], y)
+        _core.conv_gemm(x, 3, 3, 1, 1, False, W, None, False, 2, work[:per - 1], y)
 
 
 def test_weight_gradient_refuses_overlapping_outputs():

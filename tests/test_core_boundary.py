@@ -280,10 +280,10 @@ ENTRIES.update({
     "conv_gemm": Entry(
         _core.conv_gemm,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
-                               _floats(rng, dt, c * 9, 5), _floats(rng, dt, 5), True, 2,
+                               _floats(rng, dt, 5, c * 9), _floats(rng, dt, 5), True, 2,
                                np.empty(_core.conv_gemm_work_size(c * 9, 2, 25, 5), dt),
                                np.empty((5, n * 25), dt)],
-        {0: PLANES_IN, 6: rows(0), 7: IN, 10: OUT, 11: OUT}),
+        {0: PLANES_IN, 6: rows(1), 7: IN, 10: OUT, 11: OUT}),
     "conv_gemm_wgrad": Entry(
         _core.conv_gemm_wgrad,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,

@@ -67,14 +67,14 @@ cdef extern from "conv.h" nogil:
                                     Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
                                     float *dx, int out_cnhw)
 
-    Py_ssize_t conv_gemm_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q, Py_ssize_t fn)
+    Py_ssize_t conv_gemm_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q)
     void conv_gemm_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                        int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
-                       const double *wt, Py_ssize_t fn, const double *bias, int relu,
+                       const double *wm, Py_ssize_t fn, const double *bias, int relu,
                        Py_ssize_t m, double *work, Py_ssize_t work_threads, double *y)
     void conv_gemm_f32(const float *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                        int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
-                       const float *wt, Py_ssize_t fn, const float *bias, int relu,
+                       const float *wm, Py_ssize_t fn, const float *bias, int relu,
                        Py_ssize_t m, float *work, Py_ssize_t work_threads, float *y)
     Py_ssize_t conv_gemm_wgrad_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q, Py_ssize_t fn)
     void conv_gemm_wgrad_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
@@ -358,20 +358,20 @@ cdef Py_ssize_t _conv_gemm_threads(cnp.ndarray work, int typenum, Py_ssize_t per
 
 
 def conv_gemm(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride,
-              Py_ssize_t pad, bint cnhw, cnp.ndarray wt not None, cnp.ndarray b, bint relu,
+              Py_ssize_t pad, bint cnhw, cnp.ndarray W not None, cnp.ndarray b, bint relu,
               Py_ssize_t block, cnp.ndarray work not None, cnp.ndarray y not None):
     """y (FN, N * OH * OW) <- W . im2col(x), then act(y + b) when b (FN,) is given (act ReLU when
-    relu, else the identity); wt (C * FH * FW, FN) is W^T, C-contiguous; x (N, C, H, W) or (C, N,
-    H, W) (cnhw). Computed over blocks of `block` samples, a block per thread, each thread's im2col
-    and product in its share of work (1-D, conv_gemm_work_size(...) elements a thread)."""
+    relu, else the identity); W (FN, C * FH * FW), C-contiguous; x (N, C, H, W) or (C, N, H, W)
+    (cnhw). Computed over blocks of `block` samples, a block per thread, each thread's im2col in
+    its share of work (1-D, conv_gemm_work_size(...) elements a thread)."""
     cdef int typenum = _float_array(x, "x")
     cdef Geometry g = _geometry(x, "x", cnhw, fh, fw, stride, pad)
     cdef Py_ssize_t k = g.c * fh * fw, q = g.oh * g.ow
-    if cnp.PyArray_NDIM(wt) != 2 or cnp.PyArray_DIM(wt, 0) != k:
-        raise ValueError(f"wt: expected ({k}, FN) for x {(<object> x).shape} and a {fh}x{fw} "
-                         f"window, got shape {(<object> wt).shape}")
-    cdef Py_ssize_t fn = cnp.PyArray_DIM(wt, 1)
-    _like(wt, "wt", typenum, k * fn, False)
+    if cnp.PyArray_NDIM(W) != 2 or cnp.PyArray_DIM(W, 1) != k:
+        raise ValueError(f"W: expected (FN, {k}) for x {(<object> x).shape} and a {fh}x{fw} "
+                         f"window, got shape {(<object> W).shape}")
+    cdef Py_ssize_t fn = cnp.PyArray_DIM(W, 0)
+    _like(W, "W", typenum, k * fn, False)
     cdef void *pb = NULL
     if b is not None:
         _like(b, "b", typenum, fn, False)
@@ -379,13 +379,13 @@ def conv_gemm(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s
     if not 1 <= block <= g.n:
         raise ValueError(f"block: {block} samples, need 1..{g.n}")
     _like(y, "y", typenum, fn * g.n * q, True)
-    inputs = [(x, "x"), (wt, "wt")] + ([] if b is None else [(b, "b")])
+    inputs = [(x, "x"), (W, "W")] + ([] if b is None else [(b, "b")])
     for a, name in inputs:
         _apart(y, "y", a, name)
-    cdef Py_ssize_t per = conv_gemm_work_f64(k, block, q, fn)
+    cdef Py_ssize_t per = conv_gemm_work_f64(k, block, q)
     cdef Py_ssize_t work_threads = _conv_gemm_threads(work, typenum, per, inputs + [(y, "y")])
     cdef void *px = cnp.PyArray_DATA(x)
-    cdef void *pw = cnp.PyArray_DATA(wt)
+    cdef void *pw = cnp.PyArray_DATA(W)
     cdef void *pk = cnp.PyArray_DATA(work)
     cdef void *py = cnp.PyArray_DATA(y)
     with nogil:
@@ -443,7 +443,7 @@ def conv_gemm_work_size(Py_ssize_t k, Py_ssize_t block, Py_ssize_t q, Py_ssize_t
     * FW, blocks of `block` samples, Q = OH * OW and FN filters."""
     if wgrad:
         return conv_gemm_wgrad_work_f64(k, block, q, fn)
-    return conv_gemm_work_f64(k, block, q, fn)
+    return conv_gemm_work_f64(k, block, q)
 
 cdef _pool_outputs(Geometry g, cnp.ndarray out, cnp.ndarray arg, int typenum, bint out_cnhw,
                    bint writable):

@@ -38,8 +38,7 @@ _BLOCK_BYTES = 1 << 20
 
 # products with at most this many filters (or input channels) run in gemm_narrow (conv_gemm:
 # OpenBLAS's kernels for this CPU run these shapes at 40-50% of its rate, (16, 144) (144, 1568)
-# float32 86 us, gemm_narrow and the transpose 53 us; (64, 576) (576, 392) float64 616 -> 255 us;
-# measured for the models' 16 to 64)
+# float32 86 us, gemm_narrow 49 us; measured for the models' 16 to 64)
 _FEW_ROWS = 128
 
 
@@ -64,16 +63,6 @@ class _Scratch:
         if a is None or a.size < size:
             a = self._arrays[key] = np.empty(size, dtype)
         return a[:size]
-
-
-def _transposed(a, scratch, name):
-    """a^T (K, M) of a (M, K), copied into the scratch buffer `name`, when M is at most
-    _FEW_ROWS (for conv_gemm), else None."""
-    if a.shape[0] > _FEW_ROWS:
-        return None
-    aT = scratch.get(name, a.shape[::-1], a.dtype)
-    np.copyto(aT, a.T)
-    return aT
 
 
 def _block_size(n, per_sample):
@@ -228,11 +217,10 @@ class Convolution:
         self._planes = (x, x_cnhw)
         if C == 1 and self.stride == 1 and _core.conv_direct1(x, W, b, self.pad, bool(relu), y):
             return y.reshape(FN, N, out_h, out_w)
-        W2T = _transposed(W2, self._scratch, "W^T")
-        if W2T is not None:
+        if FN <= _FEW_ROWS:
             m = _block_size(N, K * Q * dtype.itemsize)
             work = _conv_gemm_work(workspace, K, m, Q, FN, False, dtype)
-            _core.conv_gemm(x, FH, FW, self.stride, self.pad, x_cnhw, W2T, b, bool(relu), m,
+            _core.conv_gemm(x, FH, FW, self.stride, self.pad, x_cnhw, W2, b, bool(relu), m,
                             work, y)
             return y.reshape(FN, N, out_h, out_w)
         blocks = self._blocks(N, K * Q * dtype.itemsize)
@@ -293,11 +281,10 @@ class Convolution:
         if self.stride == 1 and FH == FW and self.pad < FH and 2 * C >= FN:
             K, HW = FN * FH * FW, H * W_
             flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
-            flippedT = _transposed(flipped, self._scratch, "flipped W^T")
-            if flippedT is not None:
+            if C <= _FEW_ROWS:
                 m = _block_size(N, K * HW * dy.dtype.itemsize)
                 work = _conv_gemm_work(workspace, K, m, HW, C, False, dy.dtype)
-                _core.conv_gemm(dy, FH, FW, 1, FH - 1 - self.pad, True, flippedT, None, False, m,
+                _core.conv_gemm(dy, FH, FW, 1, FH - 1 - self.pad, True, flipped, None, False, m,
                                 work, dx2)
                 return
             blocks = self._blocks(N, K * HW * dy.dtype.itemsize)
