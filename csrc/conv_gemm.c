@@ -7,7 +7,9 @@
  *                 flipped-filter input gradient (conv.py).
  * conv_gemm_wgrad dW^T (K, FN) = sum over the blocks of col . dy^T (dy's block columns
  *                 transposed into the thread's dy^T (M * Q, FN)): each thread sums its run of
- *                 consecutive blocks, then the threads' sums are added in thread order.
+ *                 consecutive blocks, then the threads' sums are added in thread order. With
+ *                 AVX-512 col is not formed: the block's planes are copied zero-padded, and the
+ *                 product reads col's element (c, ky, kx; i, oy, ox) from there (wgrad_span512).
  *
  * The block keeps col and its product in the L2 cache, and no im2col of the whole batch exists.
  * Each element of y is one gemm_narrow dot product, whatever the blocks and threads; dW's sum is
@@ -60,6 +62,129 @@ void FN(conv_gemm)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff
     }
 }
 
+#ifdef FASTNN_AVX512
+/* The thread's planes of the samples [i0, i1) of x, zero-padded by P on each side: xp (C, M, HP,
+ * WP) */
+static void pad_planes(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
+                       int cnhw, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1, real *xp)
+{
+    ptrdiff_t m = i1 - i0, wp = w + 2 * p, pp = (h + 2 * p) * wp;
+    memset(xp, 0, (size_t)(c * m * pp) * sizeof *xp);
+    for (ptrdiff_t j = 0; j < c; j++)
+        for (ptrdiff_t i = 0; i < m; i++) {
+            const real *plane = x + conv_plane(i0 + i, j, n, c, h * w, cnhw);
+            real *to = xp + (j * m + i) * pp + p * wp + p;
+            for (ptrdiff_t y = 0; y < h; y++)
+                memcpy(to + y * wp, plane + y * w, (size_t)w * sizeof *to);
+        }
+}
+
+/* R rows of dW^T, NV vectors of FN (the last masked by tail) from column j0: c[r][f] = sum over
+ * the block's positions e = (i, oy, ox), in order, of col(row_r, e) dy^T(e, f), col's element
+ * read from the padded planes at xp[off[r] + i * pp + oy * S * WP + ox * S] */
+static inline __attribute__((always_inline, target("avx512f"))) void
+wgrad_block512(const real *xp, const ptrdiff_t *off, ptrdiff_t m, ptrdiff_t pp, ptrdiff_t oh,
+               ptrdiff_t ow, ptrdiff_t ystep, ptrdiff_t s, const real *b, ptrdiff_t ldb,
+               real *c, ptrdiff_t ldc, vmask tail, const int R, const int NV)
+{
+    vreal acc[8][4];
+    const real *rows[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        rows[r] = xp + off[r];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = V(setzero)();
+    }
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t oy = 0; oy < oh; oy++) {
+            ptrdiff_t at = i * pp + oy * ystep;
+            for (ptrdiff_t ox = 0; ox < ow; ox++, at += s, b += ldb) {
+                vreal bv[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV - 1; v++)
+                    bv[v] = V(loadu)(b + v * VLANES);
+                bv[NV - 1] = V(maskz_loadu)(tail, b + (NV - 1) * VLANES);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    vreal e = V(set1)(rows[r][at]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] = V(fmadd)(e, bv[v], acc[r][v]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV - 1; v++)
+            V(storeu)(c + r * ldc + v * VLANES, acc[r][v]);
+        V(mask_storeu)(c + r * ldc + (NV - 1) * VLANES, tail, acc[r][NV - 1]);
+    }
+}
+
+typedef void (*wgrad_kernel)(const real *, const ptrdiff_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                             ptrdiff_t, ptrdiff_t, ptrdiff_t, const real *, ptrdiff_t, real *,
+                             ptrdiff_t, vmask);
+
+/* rows a register block: NV x R accumulators, NV + 1 registers more */
+#define WGRAD_ROWS(nv) ((nv) == 4 ? 6 : 8)
+#define WGRAD_KERNELS(nv)                                                                          \
+    static __attribute__((target("avx512f"))) void wgrad_rows_##nv(                                \
+        const real *xp, const ptrdiff_t *off, ptrdiff_t m, ptrdiff_t pp, ptrdiff_t oh,             \
+        ptrdiff_t ow, ptrdiff_t ystep, ptrdiff_t s, const real *b, ptrdiff_t ldb, real *c,          \
+        ptrdiff_t ldc, vmask tail)                                                                 \
+    {                                                                                              \
+        wgrad_block512(xp, off, m, pp, oh, ow, ystep, s, b, ldb, c, ldc, tail, WGRAD_ROWS(nv),    \
+                       nv);                                                                        \
+    }                                                                                              \
+    static __attribute__((target("avx512f"))) void wgrad_row_##nv(                                 \
+        const real *xp, const ptrdiff_t *off, ptrdiff_t m, ptrdiff_t pp, ptrdiff_t oh,             \
+        ptrdiff_t ow, ptrdiff_t ystep, ptrdiff_t s, const real *b, ptrdiff_t ldb, real *c,          \
+        ptrdiff_t ldc, vmask tail)                                                                 \
+    {                                                                                              \
+        wgrad_block512(xp, off, m, pp, oh, ow, ystep, s, b, ldb, c, ldc, tail, 1, nv);            \
+    }
+WGRAD_KERNELS(1) WGRAD_KERNELS(2) WGRAD_KERNELS(3) WGRAD_KERNELS(4)
+static const wgrad_kernel wgrad_rows[4] = {wgrad_rows_1, wgrad_rows_2, wgrad_rows_3,
+                                           wgrad_rows_4};
+static const wgrad_kernel wgrad_row[4] = {wgrad_row_1, wgrad_row_2, wgrad_row_3, wgrad_row_4};
+
+/* out (K, FN) = col . dy^T for the block of m samples, col read from xp (C, M, HP, WP), the
+ * block's padded planes; dy^T (M * Q, FN): panels of at most 4 vectors of FN, R rows of K at a
+ * time */
+static void wgrad_span512(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t h, ptrdiff_t w,
+                          ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const real *dy_t,
+                          ptrdiff_t fn, real *out)
+{
+    ptrdiff_t wp = w + 2 * p, pp = (h + 2 * p) * wp;
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, k = c * fh * fw;
+    ptrdiff_t vectors = (fn + VLANES - 1) / VLANES, panels = (vectors + 3) / 4;
+    for (ptrdiff_t pn = 0, j0 = 0; pn < panels; pn++) {
+        int nv = (int)((vectors + panels - 1 - pn) / (panels - pn)); /* 1..4 */
+        vectors -= nv;
+        ptrdiff_t pw = fn - j0 < nv * VLANES ? fn - j0 : nv * VLANES;
+        vmask tail = (vmask)(((uint64_t)1 << (pw - (ptrdiff_t)(nv - 1) * VLANES)) - 1);
+        int rb = WGRAD_ROWS(nv);
+        for (ptrdiff_t r0 = 0; r0 < k; r0 += rb) {
+            ptrdiff_t off[8], rn = k - r0 < rb ? k - r0 : rb;
+            for (ptrdiff_t r = 0; r < rn; r++) { /* row (j, ky, kx) of col */
+                ptrdiff_t row = r0 + r, j = row / (fh * fw), ky = row % (fh * fw) / fw;
+                off[r] = j * m * pp + ky * wp + row % fw;
+            }
+            if (rn == rb)
+                wgrad_rows[nv - 1](xp, off, m, pp, oh, ow, s * wp, s, dy_t + j0, fn,
+                                   out + r0 * fn + j0, fn, tail);
+            else
+                for (ptrdiff_t r = 0; r < rn; r++)
+                    wgrad_row[nv - 1](xp, off + r, m, pp, oh, ow, s * wp, s, dy_t + j0, fn,
+                                      out + (r0 + r) * fn + j0, fn, tail);
+        }
+        j0 += pw;
+    }
+}
+#endif
+
 ptrdiff_t FN(conv_gemm_wgrad_work)(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn)
 {
     return k * m * q + m * q * fn + 2 * k * fn;
@@ -74,6 +199,10 @@ void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
     ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m;
     ptrdiff_t per = FN(conv_gemm_wgrad_work)(k, m, q, fn);
     int nt = block_threads(blocks, work_threads);
+#ifdef FASTNN_AVX512
+    /* the padded planes of a block take col's place when they fit there */
+    int padded = fastnn_avx512() && c * (h + 2 * p) * (w + 2 * p) <= k * q;
+#endif
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int t = 0; t < nt; t++) {
         real *col = work + t * per, *dy_t = col + k * m * q, *part = dy_t + m * q * fn;
@@ -83,9 +212,17 @@ void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
         for (ptrdiff_t bi = b0; bi < b1; bi++) {
             ptrdiff_t i0 = bi * m, i1 = i0 + m < n ? i0 + m : n, cols = (i1 - i0) * q;
             real *into = bi == b0 ? sum : part;
-            FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
             FN(transpose)(dy + i0 * q, fn, cols, n * q, dy_t, fn);
-            FN(gemm_narrow)(col, dy_t, into, k, cols, fn, 0);
+#ifdef FASTNN_AVX512
+            if (padded) {
+                pad_planes(x, n, c, h, w, cnhw, p, i0, i1, col);
+                wgrad_span512(col, c, i1 - i0, h, w, fh, fw, s, p, dy_t, fn, into);
+            } else
+#endif
+            {
+                FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
+                FN(gemm_narrow)(col, dy_t, into, k, cols, fn, 0);
+            }
             if (bi > b0)
                 for (ptrdiff_t e = 0; e < k * fn; e++)
                     sum[e] += part[e];
