@@ -43,13 +43,13 @@
     ptrdiff_t maxpool_backward_##S(const T *dout, const int32_t *arg, ptrdiff_t n, ptrdiff_t c,      \
                                    ptrdiff_t h, ptrdiff_t w, int x_cnhw, ptrdiff_t fh,              \
                                    ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, T *dx, int out_cnhw);    \
-    /* conv_gemm.c: wm (FN, K), blocks of m samples, work per thread *_work(K, m, Q[, FN]) */     \
-    ptrdiff_t conv_gemm_work_##S(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q);                            \
+    /* conv_gemm.c: wm (FN, K), blocks of m samples, work per thread conv_gemm_work(...) */      \
+    ptrdiff_t conv_gemm_work_##S(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,   \
+                                 ptrdiff_t s, ptrdiff_t p, ptrdiff_t m, ptrdiff_t fn, int wgrad);    \
     void conv_gemm_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,     \
                        ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const T *wm,          \
                        ptrdiff_t fn, const T *bias, int relu, ptrdiff_t m, T *work,                \
                        ptrdiff_t work_threads, T *y);                                              \
-    ptrdiff_t conv_gemm_wgrad_work_##S(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn);        \
     void conv_gemm_wgrad_##S(const T *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,         \
                              int cnhw, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,       \
                              const T *dy, ptrdiff_t fn, ptrdiff_t m, T *work,                      \

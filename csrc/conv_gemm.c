@@ -1,23 +1,24 @@
 /* conv_gemm.c: a convolution's two matrix products over blocks of samples, a block per thread
  * (sizes and layouts: conv.h).
  *
- * conv_gemm       y (FN, N * Q) = act(W . im2col_t(x) + b): per block of M samples, im2col_t into
+ * conv_gemm       y (FN, N * Q) = act(W . im2col_t(x) + b): per block of M samples, im2col into
  *                 the thread's col (K, M * Q), gemm_narrow_into's W . col into the block's columns
  *                 of y, bias and act on those columns while they are in the cache. Also the
- *                 flipped-filter input gradient (conv.py).
+ *                 flipped-filter input gradient (conv.py). With stride 1, im2col is copies of rows
+ *                 of the block's planes, zero-padded first (im2col_padded: no bounds to test).
  * conv_gemm_wgrad dW^T (K, FN) = sum over the blocks of col . dy^T (dy's block columns
  *                 transposed into the thread's dy^T (M * Q, FN)): each thread sums its run of
  *                 consecutive blocks, then the threads' sums are added in thread order. With
- *                 AVX-512 col is not formed: the block's planes are copied zero-padded, and the
- *                 product reads col's element (c, ky, kx; i, oy, ox) from there (wgrad_span512).
+ *                 AVX-512 col is not formed: the product reads col's element (c, ky, kx; i, oy,
+ *                 ox) from the block's padded planes (wgrad_span512).
  *
  * The block keeps col and its product in the L2 cache, and no im2col of the whole batch exists.
  * Each element of y is one gemm_narrow dot product, whatever the blocks and threads; dW's sum is
  * grouped by block and thread (the last bits depend on the thread count). The kernels inside run
  * on their thread alone (threads.c).
  *
- * work: per thread conv_gemm_work (or conv_gemm_wgrad_work) elements, for at most
- * work_threads threads (the Cython entry checks its size).
+ * work: per thread conv_gemm_work(..., wgrad) elements, for at most work_threads threads (the
+ * Cython entry checks its size): col, the padded planes, and for wgrad dy^T and two sums.
  */
 #include "conv.h"
 #include "fastnn.h"
@@ -34,42 +35,23 @@ static int block_threads(ptrdiff_t blocks, ptrdiff_t work_threads)
     return nt > 1 ? (int)nt : 1;
 }
 
-ptrdiff_t FN(conv_gemm_work)(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q)
+/* elements after col and after the padded planes that whole-vector copies may touch */
+#define SLACK 16
+
+ptrdiff_t FN(conv_gemm_work)(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,
+                             ptrdiff_t s, ptrdiff_t p, ptrdiff_t m, ptrdiff_t fn, int wgrad)
 {
-    return k * m * q;
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, k = c * fh * fw;
+    ptrdiff_t size = k * m * oh * ow + SLACK + c * m * (h + 2 * p) * (w + 2 * p) + SLACK;
+    return wgrad ? size + m * oh * ow * fn + 2 * k * fn : size;
 }
 
-void FN(conv_gemm)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
-                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const real *wm,
-                   ptrdiff_t fn, const real *bias, int relu, ptrdiff_t m, real *work,
-                   ptrdiff_t work_threads, real *y)
-{
-    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
-    ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m, per = FN(conv_gemm_work)(k, m, q);
-    int nt = block_threads(blocks, work_threads);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (ptrdiff_t bi = 0; bi < blocks; bi++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        real *col = work + t * per;
-        ptrdiff_t i0 = bi * m, i1 = i0 + m < n ? i0 + m : n, cols = (i1 - i0) * q;
-        FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
-        FN(gemm_narrow_into)(wm, col, cols, y + i0 * q, n * q, fn, k, cols);
-        if (bias)
-            FN(conv_bias_act)(y, bias, fn, n * q, i0 * q, i1 * q, relu);
-    }
-}
-
-#ifdef FASTNN_AVX512
-/* The thread's planes of the samples [i0, i1) of x, zero-padded by P on each side: xp (C, M, HP,
- * WP) */
+/* The planes of the samples [i0, i1) of x, zero-padded by P on each side: xp (C, M, HP, WP) */
 static void pad_planes(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
                        int cnhw, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1, real *xp)
 {
     ptrdiff_t m = i1 - i0, wp = w + 2 * p, pp = (h + 2 * p) * wp;
-    memset(xp, 0, (size_t)(c * m * pp) * sizeof *xp);
+    memset(xp, 0, (size_t)(c * m * pp + SLACK) * sizeof *xp);
     for (ptrdiff_t j = 0; j < c; j++)
         for (ptrdiff_t i = 0; i < m; i++) {
             const real *plane = x + conv_plane(i0 + i, j, n, c, h * w, cnhw);
@@ -79,6 +61,88 @@ static void pad_planes(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptr
         }
 }
 
+/* col (K, M * Q) of a block for stride 1 from its padded planes xp (C, M, HP, WP): row (j, ky,
+ * kx), sample i, output row oy is the OW elements of plane (j, i) of xp from (oy + ky, kx) */
+static void im2col_padded_portable(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t hp,
+                                   ptrdiff_t wp, ptrdiff_t fh, ptrdiff_t fw, real *col)
+{
+    ptrdiff_t oh = hp - fh + 1, ow = wp - fw + 1;
+    for (ptrdiff_t j = 0; j < c; j++)
+        for (ptrdiff_t ky = 0; ky < fh; ky++)
+            for (ptrdiff_t kx = 0; kx < fw; kx++)
+                for (ptrdiff_t i = 0; i < m; i++) {
+                    const real *src = xp + (j * m + i) * hp * wp + ky * wp + kx;
+                    for (ptrdiff_t oy = 0; oy < oh; oy++, col += ow)
+                        memcpy(col, src + oy * wp, (size_t)ow * sizeof *col);
+                }
+}
+
+#ifdef FASTNN_AVX512
+/* im2col_padded_portable in whole vectors: a load past a row's end reads on into xp (the padded
+ * row after it, or xp's slack), a store past it writes elements of col that are written later
+ * (the rows go in order; col has a vector's slack): no masks, no bounds */
+__attribute__((target("avx512f"))) static void im2col_padded_avx512(
+    const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t fh,
+    ptrdiff_t fw, real *col)
+{
+    ptrdiff_t oh = hp - fh + 1, ow = wp - fw + 1;
+    for (ptrdiff_t j = 0; j < c; j++)
+        for (ptrdiff_t ky = 0; ky < fh; ky++)
+            for (ptrdiff_t kx = 0; kx < fw; kx++)
+                for (ptrdiff_t i = 0; i < m; i++) {
+                    const real *src = xp + (j * m + i) * hp * wp + ky * wp + kx;
+                    for (ptrdiff_t oy = 0; oy < oh; oy++, col += ow)
+                        for (ptrdiff_t v = 0; v < ow; v += VLANES)
+                            V(storeu)(col + v, V(loadu)(src + oy * wp + v));
+                }
+}
+#endif
+
+/* col (K, M * Q) of the samples [i0, i1): im2col_padded for stride 1 (xp: room for the padded
+ * planes), else im2col_t */
+static void block_col(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
+                      int cnhw, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,
+                      ptrdiff_t i0, ptrdiff_t i1, real *xp, real *col)
+{
+    if (s != 1) {
+        FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
+        return;
+    }
+    pad_planes(x, n, c, h, w, cnhw, p, i0, i1, xp);
+#ifdef FASTNN_AVX512
+    if (fastnn_avx512()) {
+        im2col_padded_avx512(xp, c, i1 - i0, h + 2 * p, w + 2 * p, fh, fw, col);
+        return;
+    }
+#endif
+    im2col_padded_portable(xp, c, i1 - i0, h + 2 * p, w + 2 * p, fh, fw, col);
+}
+
+void FN(conv_gemm)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, int cnhw,
+                   ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p, const real *wm,
+                   ptrdiff_t fn, const real *bias, int relu, ptrdiff_t m, real *work,
+                   ptrdiff_t work_threads, real *y)
+{
+    ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
+    ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m;
+    ptrdiff_t per = FN(conv_gemm_work)(c, h, w, fh, fw, s, p, m, fn, 0);
+    int nt = block_threads(blocks, work_threads);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (ptrdiff_t bi = 0; bi < blocks; bi++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        real *col = work + t * per, *xp = col + k * m * q + SLACK;
+        ptrdiff_t i0 = bi * m, i1 = i0 + m < n ? i0 + m : n, cols = (i1 - i0) * q;
+        block_col(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, xp, col);
+        FN(gemm_narrow_into)(wm, col, cols, y + i0 * q, n * q, fn, k, cols);
+        if (bias)
+            FN(conv_bias_act)(y, bias, fn, n * q, i0 * q, i1 * q, relu);
+    }
+}
+
+#ifdef FASTNN_AVX512
 /* R rows of dW^T, NV vectors of FN (the last masked by tail) from column j0: c[r][f] = sum over
  * the block's positions e = (i, oy, ox), in order, of col(row_r, e) dy^T(e, f), col's element
  * read from the padded planes at xp[off[r] + i * pp + oy * S * WP + ox * S] */
@@ -185,11 +249,6 @@ static void wgrad_span512(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t h,
 }
 #endif
 
-ptrdiff_t FN(conv_gemm_wgrad_work)(ptrdiff_t k, ptrdiff_t m, ptrdiff_t q, ptrdiff_t fn)
-{
-    return k * m * q + m * q * fn + 2 * k * fn;
-}
-
 void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
                          int cnhw, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t s, ptrdiff_t p,
                          const real *dy, ptrdiff_t fn, ptrdiff_t m, real *work,
@@ -197,15 +256,13 @@ void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
 {
     ptrdiff_t oh = (h + 2 * p - fh) / s + 1, ow = (w + 2 * p - fw) / s + 1, q = oh * ow;
     ptrdiff_t k = c * fh * fw, blocks = (n + m - 1) / m;
-    ptrdiff_t per = FN(conv_gemm_wgrad_work)(k, m, q, fn);
+    ptrdiff_t per = FN(conv_gemm_work)(c, h, w, fh, fw, s, p, m, fn, 1);
+    ptrdiff_t padded = c * m * (h + 2 * p) * (w + 2 * p) + SLACK;
     int nt = block_threads(blocks, work_threads);
-#ifdef FASTNN_AVX512
-    /* the padded planes of a block take col's place when they fit there */
-    int padded = fastnn_avx512() && c * (h + 2 * p) * (w + 2 * p) <= k * q;
-#endif
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int t = 0; t < nt; t++) {
-        real *col = work + t * per, *dy_t = col + k * m * q, *part = dy_t + m * q * fn;
+        real *col = work + t * per, *xp = col + k * m * q + SLACK, *dy_t = xp + padded;
+        real *part = dy_t + m * q * fn;
         real *sum = t == 0 ? dwt : part + k * fn; /* thread 0 sums straight into dW^T */
         ptrdiff_t b0, b1;
         thread_block(t, nt, blocks, &b0, &b1);
@@ -214,13 +271,13 @@ void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
             real *into = bi == b0 ? sum : part;
             FN(transpose)(dy + i0 * q, fn, cols, n * q, dy_t, fn);
 #ifdef FASTNN_AVX512
-            if (padded) {
-                pad_planes(x, n, c, h, w, cnhw, p, i0, i1, col);
-                wgrad_span512(col, c, i1 - i0, h, w, fh, fw, s, p, dy_t, fn, into);
+            if (fastnn_avx512()) {
+                pad_planes(x, n, c, h, w, cnhw, p, i0, i1, xp);
+                wgrad_span512(xp, c, i1 - i0, h, w, fh, fw, s, p, dy_t, fn, into);
             } else
 #endif
             {
-                FN(im2col_t)(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, col);
+                block_col(x, n, c, h, w, cnhw, fh, fw, s, p, i0, i1, xp, col);
                 FN(gemm_narrow)(col, dy_t, into, k, cols, fn, 0);
             }
             if (bi > b0)
@@ -231,7 +288,7 @@ void FN(conv_gemm_wgrad)(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, p
             memset(sum, 0, (size_t)(k * fn) * sizeof *sum);
     }
     for (int t = 1; t < nt; t++) {
-        const real *sum = work + t * per + k * m * q + m * q * fn + k * fn;
+        const real *sum = work + t * per + k * m * q + SLACK + padded + m * q * fn + k * fn;
         for (ptrdiff_t e = 0; e < k * fn; e++)
             dwt[e] += sum[e];
     }

@@ -43,9 +43,9 @@ def _operands(case, dtype):
     return planes, W, b, col
 
 
-def _work(case, q, wgrad, dtype, threads):
-    k = case["c"] * case["fh"] * case["fw"]
-    per = _core.conv_gemm_work_size(k, case["block"], q, case["fn"], wgrad)
+def _work(case, wgrad, dtype, threads):
+    per = _core.conv_gemm_work_size(case["c"], case["h"], case["w"], case["fh"], case["fw"],
+                                    case["s"], case["p"], case["block"], case["fn"], wgrad)
     return np.full(per * threads, np.nan, dtype)
 
 
@@ -54,7 +54,7 @@ def _forward(case, planes, W, b, relu, dtype, q, work_threads=None):
     W2 = W.reshape(fn, -1)
     W2.flags.writeable = False
     y = np.full((fn, n * q), np.nan, dtype)
-    work = _work(case, q, False, dtype, work_threads or case["threads"])
+    work = _work(case, False, dtype, work_threads or case["threads"])
     with num_threads(case["threads"]):
         _core.conv_gemm(planes, case["fh"], case["fw"], case["s"], case["p"], case["cnhw"], W2, b,
                         relu, case["block"], work, y)
@@ -106,7 +106,7 @@ def test_weight_gradient_matches_a_product_with_im2col(path, dtype, case):
     dy = np.random.default_rng(case["seed"] + 1).standard_normal((fn, n * q)).astype(dtype)
     dy.flags.writeable = False
     dwt = np.full((k, fn), np.nan, dtype)
-    work = _work(case, q, True, dtype, case["threads"])
+    work = _work(case, True, dtype, case["threads"])
     with num_threads(case["threads"]), vector_path(path):
         _core.conv_gemm_wgrad(planes, case["fh"], case["fw"], case["s"], case["p"], case["cnhw"],
                               dy, case["block"], work, dwt)
@@ -131,7 +131,7 @@ def test_a_work_buffer_for_one_thread_runs_on_one(dtype):
 def _valid_forward(dtype=np.float64):
     x = np.zeros((4, 2, 6, 6), dtype)
     W = np.zeros((3, 18), dtype)
-    work = np.zeros(2 * _core.conv_gemm_work_size(18, 2, 36, 3), dtype)
+    work = np.zeros(2 * _core.conv_gemm_work_size(2, 6, 6, 3, 3, 1, 1, 2, 3), dtype)
     return x, W, work, np.zeros((3, 4 * 36), dtype)
 
 
@@ -157,7 +157,7 @@ def test_forward_refuses_a_block_outside_the_batch(block):
 
 def test_forward_refuses_work_short_of_one_share():
     x, W, work, y = _valid_forward()
-    per = _core.conv_gemm_work_size(18, 2, 36, 3)
+    per = _core.conv_gemm_work_size(2, 6, 6, 3, 3, 1, 1, 2, 3)
     with pytest.raises(ValueError, match="one thread's share"):
         _core.conv_gemm(x, 3, 3, 1, 1, False, W, None, False, 2, work[:per - 1], y)
 
@@ -165,7 +165,7 @@ def test_forward_refuses_work_short_of_one_share():
 def test_weight_gradient_refuses_overlapping_outputs():
     x = np.zeros((4, 2, 6, 6))
     dy = np.zeros((3, 4 * 36))
-    work = np.zeros(_core.conv_gemm_work_size(18, 2, 36, 3, True))
+    work = np.zeros(_core.conv_gemm_work_size(2, 6, 6, 3, 3, 1, 1, 2, 3, True))
     with pytest.raises(ValueError, match="dwt: overlaps dy"):
         _core.conv_gemm_wgrad(x, 3, 3, 1, 1, False, dy, 2, work, dy.reshape(-1)[:54].reshape(18, 3))
     with pytest.raises(ValueError, match="work: overlaps dwt"):

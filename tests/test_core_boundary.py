@@ -281,14 +281,15 @@ ENTRIES.update({
         _core.conv_gemm,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
                                _floats(rng, dt, 5, c * 9), _floats(rng, dt, 5), True, 2,
-                               np.empty(_core.conv_gemm_work_size(c * 9, 2, 25, 5), dt),
+                               np.empty(_core.conv_gemm_work_size(c, 5, 5, 3, 3, 1, 1, 2, 5), dt),
                                np.empty((5, n * 25), dt)],
         {0: PLANES_IN, 6: rows(1), 7: IN, 10: OUT, 11: OUT}),
     "conv_gemm_wgrad": Entry(
         _core.conv_gemm_wgrad,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
                                _floats(rng, dt, 5, n * 25), 2,
-                               np.empty(_core.conv_gemm_work_size(c * 9, 2, 25, 5, True), dt),
+                               np.empty(_core.conv_gemm_work_size(c, 5, 5, 3, 3, 1, 1, 2, 5, True),
+                                        dt),
                                np.empty((c * 9, 5), dt)],
         {0: PLANES_IN, 6: rows(1), 8: OUT, 9: OUT}),
     "maxpool_forward": Entry(

@@ -67,7 +67,9 @@ cdef extern from "conv.h" nogil:
                                     Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
                                     float *dx, int out_cnhw)
 
-    Py_ssize_t conv_gemm_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q)
+    Py_ssize_t conv_gemm_work_f64(Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize_t fh,
+                                  Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p, Py_ssize_t m,
+                                  Py_ssize_t fn, int wgrad)
     void conv_gemm_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h, Py_ssize_t w,
                        int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
                        const double *wm, Py_ssize_t fn, const double *bias, int relu,
@@ -76,7 +78,6 @@ cdef extern from "conv.h" nogil:
                        int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s, Py_ssize_t p,
                        const float *wm, Py_ssize_t fn, const float *bias, int relu,
                        Py_ssize_t m, float *work, Py_ssize_t work_threads, float *y)
-    Py_ssize_t conv_gemm_wgrad_work_f64(Py_ssize_t k, Py_ssize_t m, Py_ssize_t q, Py_ssize_t fn)
     void conv_gemm_wgrad_f64(const double *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t h,
                              Py_ssize_t w, int cnhw, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s,
                              Py_ssize_t p, const double *dy, Py_ssize_t fn, Py_ssize_t m,
@@ -343,6 +344,19 @@ def conv_act_backward_bias(cnp.ndarray dy not None, cnp.ndarray y, cnp.ndarray d
             conv_act_backward_bias_f32(<float *> pd, <float *> pz, rows, size // rows, <float *> pb)
 
 
+cdef Py_ssize_t _conv_gemm_share(Geometry g, Py_ssize_t block, Py_ssize_t fn,
+                                 bint wgrad) except -1:
+    """Elements of a thread's share of conv_gemm's (wgrad: conv_gemm_wgrad's) work, the sizes
+    checked to fit (in Python integers first)."""
+    if not 1 <= block <= g.n:
+        raise ValueError(f"block: {block} samples, need 1..{g.n}")
+    padded = (<object> g.c) * block * (g.h + 2 * g.p) * (g.w + 2 * g.p)
+    if padded + g.cols // g.n * block + (<object> fn) * g.c * g.fh * g.fw > (1 << 60):
+        raise ValueError(f"conv_gemm: the work of a block of {block} samples would have more "
+                         f"than 2**60 elements")
+    return conv_gemm_work_f64(g.c, g.h, g.w, g.fh, g.fw, g.s, g.p, block, fn, wgrad)
+
+
 cdef Py_ssize_t _conv_gemm_threads(cnp.ndarray work, int typenum, Py_ssize_t per,
                                    list outputs) except -1:
     """The threads' shares (of per elements each) that work holds, checked: at least one, work a
@@ -376,13 +390,11 @@ def conv_gemm(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t s
     if b is not None:
         _like(b, "b", typenum, fn, False)
         pb = cnp.PyArray_DATA(b)
-    if not 1 <= block <= g.n:
-        raise ValueError(f"block: {block} samples, need 1..{g.n}")
     _like(y, "y", typenum, fn * g.n * q, True)
     inputs = [(x, "x"), (W, "W")] + ([] if b is None else [(b, "b")])
     for a, name in inputs:
         _apart(y, "y", a, name)
-    cdef Py_ssize_t per = conv_gemm_work_f64(k, block, q)
+    cdef Py_ssize_t per = _conv_gemm_share(g, block, fn, False)
     cdef Py_ssize_t work_threads = _conv_gemm_threads(work, typenum, per, inputs + [(y, "y")])
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *pw = cnp.PyArray_DATA(W)
@@ -414,13 +426,11 @@ def conv_gemm_wgrad(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssi
                          f"{fh}x{fw} window, got shape {(<object> dy).shape}")
     cdef Py_ssize_t fn = cnp.PyArray_DIM(dy, 0)
     _like(dy, "dy", typenum, fn * g.n * q, False)
-    if not 1 <= block <= g.n:
-        raise ValueError(f"block: {block} samples, need 1..{g.n}")
     _like(dwt, "dwt", typenum, k * fn, True)
     inputs = [(x, "x"), (dy, "dy")]
     for a, name in inputs:
         _apart(dwt, "dwt", a, name)
-    cdef Py_ssize_t per = conv_gemm_wgrad_work_f64(k, block, q, fn)
+    cdef Py_ssize_t per = _conv_gemm_share(g, block, fn, True)
     cdef Py_ssize_t work_threads = _conv_gemm_threads(work, typenum, per, inputs + [(dwt, "dwt")])
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *pd = cnp.PyArray_DATA(dy)
@@ -437,13 +447,21 @@ def conv_gemm_wgrad(cnp.ndarray x not None, Py_ssize_t fh, Py_ssize_t fw, Py_ssi
                                 <float *> pw)
 
 
-def conv_gemm_work_size(Py_ssize_t k, Py_ssize_t block, Py_ssize_t q, Py_ssize_t fn,
+def conv_gemm_work_size(Py_ssize_t c, Py_ssize_t h, Py_ssize_t w, Py_ssize_t fh, Py_ssize_t fw,
+                        Py_ssize_t stride, Py_ssize_t pad, Py_ssize_t block, Py_ssize_t fn,
                         bint wgrad=False):
-    """Elements of one thread's share of conv_gemm's (or conv_gemm_wgrad's) work, for K = C * FH
-    * FW, blocks of `block` samples, Q = OH * OW and FN filters."""
-    if wgrad:
-        return conv_gemm_wgrad_work_f64(k, block, q, fn)
-    return conv_gemm_work_f64(k, block, q)
+    """Elements of one thread's share of conv_gemm's (wgrad: conv_gemm_wgrad's) work for planes
+    of C channels of H x W, an FH x FW window, blocks of `block` samples and FN filters."""
+    cdef Geometry g
+    g.n, g.c, g.h, g.w, g.fh, g.fw, g.s, g.p = block, c, h, w, fh, fw, stride, pad
+    if min(c, h, w, fh, fw, stride, fn) < 1 or pad < 0 or max(fh, fw, stride, pad) > _WINDOW_MAX:
+        raise ValueError(f"conv_gemm_work_size: sizes must be >= 1 and pad >= 0, got {c}, {h}, "
+                         f"{w}, {fh}, {fw}, {stride}, {pad}, {fn}")
+    g.oh, g.ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    if g.oh < 1 or g.ow < 1:
+        raise ValueError(f"window {fh}x{fw} larger than the padded input")
+    g.cols = (<object> block) * g.oh * g.ow * c * fh * fw
+    return _conv_gemm_share(g, block, fn, wgrad)
 
 cdef _pool_outputs(Geometry g, cnp.ndarray out, cnp.ndarray arg, int typenum, bint out_cnhw,
                    bint writable):

@@ -72,10 +72,13 @@ def _block_size(n, per_sample):
     return min(size, -(-n // _core.get_num_threads()))
 
 
-def _conv_gemm_work(workspace, k, block, q, fn, wgrad, dtype):
-    """The work buffer of conv_gemm (or conv_gemm_wgrad): a share per thread, from workspace."""
-    per = _core.conv_gemm_work_size(k, block, q, fn, wgrad)
-    return workspace.flat("conv_gemm work", per * _core.get_num_threads(), dtype)
+def _conv_gemm_work(workspace, x, x_cnhw, fh, fw, stride, pad, block, fn, wgrad):
+    """The work buffer of conv_gemm (wgrad: conv_gemm_wgrad) of the planes x: a share per
+    thread, from workspace."""
+    c = x.shape[0] if x_cnhw else x.shape[1]
+    per = _core.conv_gemm_work_size(c, x.shape[2], x.shape[3], fh, fw, stride, pad, block, fn,
+                                    wgrad)
+    return workspace.flat("conv_gemm work", per * _core.get_num_threads(), x.dtype)
 
 
 def _images(x, name="x"):
@@ -219,7 +222,8 @@ class Convolution:
             return y.reshape(FN, N, out_h, out_w)
         if FN <= _FEW_ROWS:
             m = _block_size(N, K * Q * dtype.itemsize)
-            work = _conv_gemm_work(workspace, K, m, Q, FN, False, dtype)
+            work = _conv_gemm_work(workspace, x, x_cnhw, FH, FW, self.stride, self.pad, m, FN,
+                                   False)
             _core.conv_gemm(x, FH, FW, self.stride, self.pad, x_cnhw, W2, b, bool(relu), m,
                             work, y)
             return y.reshape(FN, N, out_h, out_w)
@@ -249,7 +253,8 @@ class Convolution:
         _core.conv_act_backward_bias(dy, y, db)
         if FN <= _FEW_ROWS:  # dW^T (K, FN) = col . dy^T summed over the blocks, then transposed
             m = _block_size(N, K * Q * dy.dtype.itemsize)
-            work = _conv_gemm_work(workspace, K, m, Q, FN, True, dy.dtype)
+            work = _conv_gemm_work(workspace, x, x_cnhw, FH, FW, self.stride, self.pad, m, FN,
+                                   True)
             dWT = self._scratch.get("dW^T", (K, FN), dy.dtype)
             _core.conv_gemm_wgrad(x, FH, FW, self.stride, self.pad, x_cnhw, dy, m, work, dWT)
             np.copyto(dW, dWT.T)
@@ -283,7 +288,8 @@ class Convolution:
             flipped = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, K)
             if C <= _FEW_ROWS:
                 m = _block_size(N, K * HW * dy.dtype.itemsize)
-                work = _conv_gemm_work(workspace, K, m, HW, C, False, dy.dtype)
+                work = _conv_gemm_work(workspace, dy, True, FH, FW, 1, FH - 1 - self.pad, m, C,
+                                       False)
                 _core.conv_gemm(dy, FH, FW, 1, FH - 1 - self.pad, True, flipped, None, False, m,
                                 work, dx2)
                 return
