@@ -1,7 +1,7 @@
 /* conv_gemm.c: a convolution's two matrix products over blocks of samples, a block per thread
  * (sizes and layouts: conv.h).
  *
- * conv_gemm       y (FN, N * Q) = act(W . im2col_t(x) + b): per block of M samples, im2col into
+ * conv_gemm       y (FN, N * Q) = act(W . im2col(x) + b): per block of M samples, im2col into
  *                 the thread's col (K, M * Q), gemm_narrow_into's W . col into the block's columns
  *                 of y, bias and act on those columns while they are in the cache. Also the
  *                 flipped-filter input gradient (conv.py). With stride 1, im2col is copies of rows
