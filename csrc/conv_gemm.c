@@ -38,6 +38,14 @@ static int block_threads(ptrdiff_t blocks, ptrdiff_t work_threads)
 /* elements after col and after the padded planes that whole-vector copies may touch */
 #define SLACK 16
 
+#ifdef FASTNN_AVX512
+/* the first n lanes (all for n >= VLANES) */
+static inline vmask lanes_upto(ptrdiff_t n)
+{
+    return n >= VLANES ? (vmask)~(vmask)0 : (vmask)(((uint64_t)1 << n) - 1);
+}
+#endif
+
 ptrdiff_t FN(conv_gemm_work)(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,
                              ptrdiff_t s, ptrdiff_t p, ptrdiff_t m, ptrdiff_t fn, int wgrad)
 {
@@ -46,19 +54,80 @@ ptrdiff_t FN(conv_gemm_work)(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh
     return wgrad ? size + m * oh * ow * fn + 2 * k * fn : size;
 }
 
-/* The planes of the samples [i0, i1) of x, zero-padded by P on each side: xp (C, M, HP, WP) */
+/* plane (H, W) zero-padded by P on each side into to (HP, WP) */
+static void pad_plane(const real *plane, ptrdiff_t h, ptrdiff_t w, ptrdiff_t p, real *to)
+{
+    ptrdiff_t wp = w + 2 * p;
+    memset(to, 0, (size_t)((h + 2 * p) * wp) * sizeof *to);
+    for (ptrdiff_t y = 0; y < h; y++)
+        memcpy(to + (p + y) * wp + p, plane + y * w, (size_t)w * sizeof *to);
+}
+
+#ifdef FASTNN_AVX512
+/* pad_plane in whole vectors (a memset and a memcpy per row of a few vectors took 8% of a
+ * DeepConvNet step): each store may run up to a vector past what it means to write, into the
+ * rest of the row, the next rows or the next plane, which are written after it, or the slack
+ * after the last plane (pad_planes zeroes it last). Loads may run on into the plane's next rows
+ * (what they bring past the row lands where the zeros of the padding are stored next); only a
+ * load that would pass the plane's end is masked (masked loads do not train this CPU family's
+ * prefetchers, and the planes come from memory) */
+__attribute__((target("avx512f"))) static void pad_plane_avx512(const real *plane, ptrdiff_t h,
+                                                                ptrdiff_t w, ptrdiff_t p,
+                                                                real *to)
+{
+    ptrdiff_t wp = w + 2 * p;
+    vreal zero = V(setzero)();
+    for (ptrdiff_t e = 0; e < p * wp; e += VLANES)
+        V(storeu)(to + e, zero);
+    for (ptrdiff_t y = 0; y < h; y++) {
+        real *r = to + (p + y) * wp;
+        const real *from = plane + y * w;
+        for (ptrdiff_t e = 0; e < p; e += VLANES)
+            V(storeu)(r + e, zero);
+        for (ptrdiff_t v = 0; v < w; v += VLANES)
+            V(storeu)(r + p + v, y * w + v + VLANES <= h * w
+                                     ? V(loadu)(from + v)
+                                     : V(maskz_loadu)(lanes_upto(w - v), from + v));
+        for (ptrdiff_t e = 0; e < p; e += VLANES)
+            V(storeu)(r + p + w + e, zero);
+    }
+    for (ptrdiff_t e = (p + h) * wp; e < (h + 2 * p) * wp; e += VLANES)
+        V(storeu)(to + e, zero);
+}
+#endif
+
+/* planes ahead that pad_planes prefetches: the planes come from memory, and the hardware
+ * prefetchers see only a few vectors of each before the next */
+#define PAD_AHEAD 2
+
+/* The planes of the samples [i0, i1) of x, zero-padded by P on each side: xp (C, M, HP, WP),
+ * and SLACK zeros after them */
 static void pad_planes(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptrdiff_t w,
                        int cnhw, ptrdiff_t p, ptrdiff_t i0, ptrdiff_t i1, real *xp)
 {
-    ptrdiff_t m = i1 - i0, wp = w + 2 * p, pp = (h + 2 * p) * wp;
-    memset(xp, 0, (size_t)(c * m * pp + SLACK) * sizeof *xp);
+    ptrdiff_t m = i1 - i0, pp = (h + 2 * p) * (w + 2 * p);
+#ifdef FASTNN_AVX512
+    int avx512 = fastnn_avx512();
+#endif
     for (ptrdiff_t j = 0; j < c; j++)
         for (ptrdiff_t i = 0; i < m; i++) {
             const real *plane = x + conv_plane(i0 + i, j, n, c, h * w, cnhw);
-            real *to = xp + (j * m + i) * pp + p * wp + p;
-            for (ptrdiff_t y = 0; y < h; y++)
-                memcpy(to + y * wp, plane + y * w, (size_t)w * sizeof *to);
+            /* the plane PAD_AHEAD on, from memory while this one is padded */
+            ptrdiff_t ja = j + (i + PAD_AHEAD) / m, ia = (i + PAD_AHEAD) % m;
+            if (ja < c) {
+                const char *ahead = (const char *)(x + conv_plane(i0 + ia, ja, n, c, h * w, cnhw));
+                for (ptrdiff_t off = 0; off < h * w * (ptrdiff_t)sizeof(real); off += 64)
+                    __builtin_prefetch(ahead + off);
+            }
+#ifdef FASTNN_AVX512
+            if (avx512) {
+                pad_plane_avx512(plane, h, w, p, xp + (j * m + i) * pp);
+                continue;
+            }
+#endif
+            pad_plane(plane, h, w, p, xp + (j * m + i) * pp);
         }
+    memset(xp + c * m * pp, 0, SLACK * sizeof *xp);
 }
 
 /* col (K, M * Q) of a block for stride 1 from its padded planes xp (C, M, HP, WP): row (j, ky,
