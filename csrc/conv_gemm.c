@@ -131,40 +131,34 @@ static void pad_planes(const real *x, ptrdiff_t n, ptrdiff_t c, ptrdiff_t h, ptr
 }
 
 /* col (K, M * Q) of a block for stride 1 from its padded planes xp (C, M, HP, WP): row (j, ky,
- * kx), sample i, output row oy is the OW elements of plane (j, i) of xp from (oy + ky, kx) */
-static void im2col_padded_portable(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t hp,
-                                   ptrdiff_t wp, ptrdiff_t fh, ptrdiff_t fw, real *col)
-{
-    ptrdiff_t oh = hp - fh + 1, ow = wp - fw + 1;
-    for (ptrdiff_t j = 0; j < c; j++)
-        for (ptrdiff_t ky = 0; ky < fh; ky++)
-            for (ptrdiff_t kx = 0; kx < fw; kx++)
-                for (ptrdiff_t i = 0; i < m; i++) {
-                    const real *src = xp + (j * m + i) * hp * wp + ky * wp + kx;
-                    for (ptrdiff_t oy = 0; oy < oh; oy++, col += ow)
-                        memcpy(col, src + oy * wp, (size_t)ow * sizeof *col);
-                }
-}
+ * kx), sample i, output row oy is the OW elements of plane (j, i) of xp from (oy + ky, kx), each
+ * copied by COPY_ROW(dst, src, ow) */
+#define IM2COL_PADDED(name, attributes, COPY_ROW)                                                  \
+    attributes static void name(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t hp,            \
+                                ptrdiff_t wp, ptrdiff_t fh, ptrdiff_t fw, real *col)               \
+    {                                                                                              \
+        ptrdiff_t oh = hp - fh + 1, ow = wp - fw + 1;                                              \
+        for (ptrdiff_t j = 0; j < c; j++)                                                          \
+            for (ptrdiff_t ky = 0; ky < fh; ky++)                                                  \
+                for (ptrdiff_t kx = 0; kx < fw; kx++)                                              \
+                    for (ptrdiff_t i = 0; i < m; i++) {                                            \
+                        const real *src = xp + (j * m + i) * hp * wp + ky * wp + kx;               \
+                        for (ptrdiff_t oy = 0; oy < oh; oy++, col += ow)                           \
+                            COPY_ROW(col, src + oy * wp, ow);                                      \
+                    }                                                                              \
+    }
+
+#define COPY_MEMCPY(dst, src, len) memcpy(dst, src, (size_t)(len) * sizeof *(dst))
+IM2COL_PADDED(im2col_padded_portable, , COPY_MEMCPY)
 
 #ifdef FASTNN_AVX512
-/* im2col_padded_portable in whole vectors: a load past a row's end reads on into xp (the padded
- * row after it, or xp's slack), a store past it writes elements of col that are written later
- * (the rows go in order; col has a vector's slack): no masks, no bounds */
-__attribute__((target("avx512f"))) static void im2col_padded_avx512(
-    const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t fh,
-    ptrdiff_t fw, real *col)
-{
-    ptrdiff_t oh = hp - fh + 1, ow = wp - fw + 1;
-    for (ptrdiff_t j = 0; j < c; j++)
-        for (ptrdiff_t ky = 0; ky < fh; ky++)
-            for (ptrdiff_t kx = 0; kx < fw; kx++)
-                for (ptrdiff_t i = 0; i < m; i++) {
-                    const real *src = xp + (j * m + i) * hp * wp + ky * wp + kx;
-                    for (ptrdiff_t oy = 0; oy < oh; oy++, col += ow)
-                        for (ptrdiff_t v = 0; v < ow; v += VLANES)
-                            V(storeu)(col + v, V(loadu)(src + oy * wp + v));
-                }
-}
+/* Whole vectors: a load past a row's end reads on into xp (the padded row after it, or xp's
+ * slack), a store past it writes elements of col that are written later (the rows go in order;
+ * col has a vector's slack): no masks, no bounds */
+#define COPY_VECTORS(dst, src, len)                                                                \
+    for (ptrdiff_t v = 0; v < (len); v += VLANES)                                                  \
+    V(storeu)((dst) + v, V(loadu)((src) + v))
+IM2COL_PADDED(im2col_padded_avx512, __attribute__((target("avx512f"))), COPY_VECTORS)
 #endif
 
 /* col (K, M * Q) of the samples [i0, i1): im2col_padded for stride 1 (xp: room for the padded
