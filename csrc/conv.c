@@ -543,12 +543,13 @@ __attribute__((target("avx2,fma"))) static void direct1_sample_avx2(
 
 /* y (FN, N * Q) <- act(W . im2col(x) + b), computed directly for one input channel and stride
  * 1 (the models' first convolution: a product with K = FH * FW is too skinny for BLAS), b NULL
- * for no bias (and no act), act ReLU when relu. x (N, 1, H, W) (the same memory as (1, N, H, W)),
- * W (FN, 1, FH, FW). Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no
+ * for no bias (and no act), act ReLU when relu; y in the book's (N, FN, OH, OW) when nchw (the
+ * layer's output, no swap after). x (N, 1, H, W) (the same memory as (1, N, H, W)), W (FN, 1,
+ * FH, FW). Returns FASTNN_OK, FASTNN_NO_MEMORY, or 0 when this build or CPU has no
  * direct path (AVX-512 or AVX2); then nothing is written and the caller takes im2col. */
 ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const real *wt,
                            const real *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,
-                           int relu, real *y)
+                           int relu, int nchw, real *y)
 {
 #ifdef FASTNN_AVX512
     if (!fastnn_avx2())
@@ -583,12 +584,15 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
                 continue;
             for (ptrdiff_t r = 0; r < h; r++)
                 memcpy(xp + (r + p) * wp + p, x + (i * h + r) * w, (size_t)w * sizeof *xp);
+            /* sample i's plane of filter f at yi + f * ystride */
+            real *yi = nchw ? y + i * fn * q : y + i * q;
+            ptrdiff_t ystride = nchw ? q : n * q;
             if (avx512)
                 direct1_sample_avx512(xp, wp, wpad, bpad, fnp, fn, fh, fw, oh, ow, b && relu,
-                                      n * q, y + i * q);
+                                      ystride, yi);
             else
-                direct1_sample_avx2(xp, wp, wpad, bpad, fn, fh, fw, oh, ow, b && relu, n * q,
-                                    y + i * q);
+                direct1_sample_avx2(xp, wp, wpad, bpad, fn, fh, fw, oh, ow, b && relu, ystride,
+                                    yi);
         }
         free(xp);
     }
@@ -596,7 +600,7 @@ ptrdiff_t FN(conv_direct1)(const real *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w,
     return failed ? FASTNN_NO_MEMORY : FASTNN_OK;
 #else
     (void)x, (void)n, (void)h, (void)w, (void)wt, (void)b, (void)fn, (void)fh, (void)fw, (void)p;
-    (void)relu, (void)y;
+    (void)relu, (void)nchw, (void)y;
     return 0;
 #endif
 }

@@ -30,7 +30,7 @@
     void swap_outer_##S(const T *src, ptrdiff_t a, ptrdiff_t b, ptrdiff_t q, const T *bias, T *dst);  \
     ptrdiff_t conv_direct1_##S(const T *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, const T *wt,      \
                                const T *b, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw, ptrdiff_t p,  \
-                               int relu, T *y);                                                    \
+                               int relu, int nchw, T *y);                                          \
     ptrdiff_t conv_direct1_grads_##S(const T *x, ptrdiff_t n, ptrdiff_t h, ptrdiff_t w, T *dy,        \
                                      const T *y, ptrdiff_t fn, ptrdiff_t fh, ptrdiff_t fw,         \
                                      ptrdiff_t p, T *dw, T *db);                                   \

@@ -153,8 +153,9 @@ def test_one_channel_stride_1(path, dtype, data):
     with AVX-512 (8 filters and 2 registers of outputs at a time, masked last block) or AVX2 (4
     filters and 3 registers, whole-register stores running on into the next rows, the plane's
     last registers through a buffer; also on AVX-512 where it covers a row with fewer lanes),
-    else by im2col; the weight gradient directly as well (tiles of 4 or 2 filters x 5 filter
-    positions, masked row ends).
+    else by im2col (the layer's forward straight into the book's (N, FN, OH, OW), the bias
+    added); the weight gradient directly as well (tiles of 4 or 2 filters x 5 filter positions,
+    masked row ends).
     Widths across the register blocks, filter counts off the multiples of 4 and 8, NaN, both
     layers' paths, inputs read-only and in other layouts."""
     with vector_path(path):

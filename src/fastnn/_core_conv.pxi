@@ -34,10 +34,10 @@ cdef extern from "conv.h" nogil:
                         const float *bias, float *dst)
     Py_ssize_t conv_direct1_f64(const double *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
                                 const double *wt, const double *b, Py_ssize_t fn, Py_ssize_t fh,
-                                Py_ssize_t fw, Py_ssize_t p, int relu, double *y)
+                                Py_ssize_t fw, Py_ssize_t p, int relu, int nchw, double *y)
     Py_ssize_t conv_direct1_f32(const float *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
                                 const float *wt, const float *b, Py_ssize_t fn, Py_ssize_t fh,
-                                Py_ssize_t fw, Py_ssize_t p, int relu, float *y)
+                                Py_ssize_t fw, Py_ssize_t p, int relu, int nchw, float *y)
     Py_ssize_t conv_direct1_grads_f64(const double *x, Py_ssize_t n, Py_ssize_t h, Py_ssize_t w,
                                       double *dy, const double *y, Py_ssize_t fn, Py_ssize_t fh,
                                       Py_ssize_t fw, Py_ssize_t p, double *dw, double *db)
@@ -216,10 +216,10 @@ def swap_outer(cnp.ndarray src not None, cnp.ndarray dst not None, cnp.ndarray b
 
 
 def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, Py_ssize_t pad,
-                 bint relu, cnp.ndarray y not None):
+                 bint relu, cnp.ndarray y not None, bint nchw=False):
     """y (FN, N * OH * OW) <- act(W . im2col(x) + b) for one input channel and stride 1, computed
     directly (no im2col); x (N, 1, H, W) or (1, N, H, W), W (FN, 1, FH, FW), b (FN,) or None (no
-    bias, no act), act ReLU when relu. Returns False, having written nothing, when this CPU or
+    bias, no act), act ReLU when relu; y in the book's (N, FN, OH, OW) order when nchw. Returns False, having written nothing, when this CPU or
     build has no direct path (the caller then takes im2col and a product)."""
     cdef int typenum = _float_array(x, "x")
     cdef bint cnhw = cnp.PyArray_NDIM(x) == 4 and cnp.PyArray_DIM(x, 0) == 1
@@ -235,6 +235,8 @@ def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, 
         _like(b, "b", typenum, fn, False)
         pb = cnp.PyArray_DATA(b)
     _like(y, "y", typenum, fn * g.n * g.oh * g.ow, True)
+    for a, name in [(x, "x"), (W, "W")] + ([] if b is None else [(b, "b")]):
+        _apart(y, "y", a, name)
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *pw = cnp.PyArray_DATA(W)
     cdef void *py = cnp.PyArray_DATA(y)
@@ -242,10 +244,10 @@ def conv_direct1(cnp.ndarray x not None, cnp.ndarray W not None, cnp.ndarray b, 
     with nogil:
         if typenum == cnp.NPY_DOUBLE:
             status = conv_direct1_f64(<double *> px, g.n, g.h, g.w, <double *> pw, <double *> pb,
-                                      fn, fh, fw, pad, relu, <double *> py)
+                                      fn, fh, fw, pad, relu, nchw, <double *> py)
         else:
             status = conv_direct1_f32(<float *> px, g.n, g.h, g.w, <float *> pw, <float *> pb,
-                                      fn, fh, fw, pad, relu, <float *> py)
+                                      fn, fh, fw, pad, relu, nchw, <float *> py)
     if status == 0:
         return False
     _check_status(status, "conv_direct1")

@@ -325,9 +325,14 @@ class Convolution:
         else:
             planes = self._scratch.get("x", x.shape, dtype)  # the layer's copy: backward reads it
             planes[...] = x
-            y = self._products(planes, False, None, self._scratch)
             out = np.empty((N, W.shape[0], out_h, out_w), dtype)
-            _core.swap_outer(y, out, as_buffer(np.broadcast_to(b, W.shape[:1]), dtype))
+            bias = as_buffer(np.broadcast_to(b, W.shape[:1]), dtype)
+            # one input channel, stride 1: computed directly into out, the bias added
+            if x.shape[1] == 1 and self.stride == 1 and _core.conv_direct1(
+                    planes, as_buffer(W, dtype), bias, self.pad, False, out, True):
+                self._planes = (planes, False)
+            else:
+                _core.swap_outer(self._products(planes, False, None, self._scratch), out, bias)
             self._last = (dtype, x.shape, out.shape)
         self.x = x
         return out
