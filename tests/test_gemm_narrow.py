@@ -148,3 +148,20 @@ def test_first_layer_products_take_it(dtype, rng):
     _check_close(dW, x, da, True)
     affine._grads_into(x, da, np.zeros(50, dtype))
     np.testing.assert_array_equal(affine.grads[0], dW)
+
+
+def test_which_products_go_to_gemm_narrow():
+    """layers._narrow: from GEMM_NARROW_WORK multiply-adds on, at most GEMM_NARROW_COLS columns and
+    GEMM_NARROW_BYTES of the right-hand side (else BLAS); any_size: the columns alone."""
+    x, W = np.ones((100, 784)), np.ones((784, 50))
+    assert layers._narrow(x, W)
+    small_x, small_W = np.ones((100, 4)), np.ones((4, 50))  # 20000 multiply-adds: BLAS
+    assert not layers._narrow(small_x, small_W)
+    assert layers._narrow(small_x, small_W, any_size=True)
+    assert not layers._narrow(x[:, :4], W[:4], any_size=True)  # not contiguous
+    big = np.ones((layers.GEMM_NARROW_BYTES // 8 // 100 + 1, 100))  # just past the bytes
+    assert not layers._narrow(np.ones((100, big.shape[0])), big)
+    assert layers._narrow(np.ones((100, big.shape[0])), big, any_size=True)
+    assert not layers._narrow(np.ones((100, 10)), np.ones((10, layers.GEMM_NARROW_COLS + 1)),
+                              any_size=True)
+    assert not layers._narrow(x, W.astype(np.float32))

@@ -87,7 +87,7 @@ class _ConvNet:
                     cnhw = False
                 W, b = layer.params
                 flat, W = h.reshape(n, -1), as_buffer(W, self.dtype)
-                if _narrow(flat, W):
+                if _narrow(flat, W, _core.get_num_threads() > 1):
                     a = np.empty((n, W.shape[1]), self.dtype)
                     _core.gemm_narrow(flat, W, a)
                 else:
@@ -143,7 +143,7 @@ class _ConvNet:
                     _core.act_backward_bias(d, out, True, db)
                 else:
                     db[...] = bias_grad(d)
-                if _narrow(flat, d):
+                if _narrow(flat, d, _core.get_num_threads() > 1):
                     _core.gemm_narrow(flat, d, dW, True)
                 else:
                     np.dot(flat.T, d, out=dW)
@@ -162,10 +162,11 @@ class _ConvNet:
     def _affine_dx(self, d, W):
         """d (N, M) . W^T for W (D, M): a new (N, D) array. With threads and at most
         GEMM_NARROW_COLS columns in W, gemm_narrow's d . W^T (W^T transposed into the model's
-        scratch): BLAS would hand the product to its own threads, which spin for a while after it
-        and take the cores the convolutions' threads need next (DeepConvNet float32 on 2 threads:
-        94 -> 47 ms a step); on one thread BLAS is as fast or faster (float64 (100, 100) (100,
-        4320): 1.6 ms, the transpose and gemm_narrow 2.3)."""
+        scratch), as the Affines' other products with threads (_narrow's any_size): BLAS would
+        hand the product to its own threads, which spin for a while after it and take the cores
+        the convolutions' threads need next (DeepConvNet float32 on 2 threads: 94 -> 47 ms a
+        step); on one thread BLAS is as fast or faster (float64 (100, 100) (100, 4320): 1.6 ms,
+        the transpose and gemm_narrow 2.3)."""
         if _core.get_num_threads() == 1 or W.shape[1] > GEMM_NARROW_COLS:
             return np.dot(d, W.T)
         WT = self._workspace.get(f"W^T {W.shape[1]}x{W.shape[0]}", W.shape[::-1], W.dtype)

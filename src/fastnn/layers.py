@@ -46,15 +46,20 @@ def _entry(listname, index, doc):
 # GEMM_NARROW_WORK multiply-adds on, run _core.gemm_narrow (register-blocked, no packing) instead of
 # NumPy's BLAS: a 784-50 first layer at batch 100 takes 1.3-1.4x less time in float64 and about
 # the same to 1.1x less in float32 (AVX-512); below that size BLAS is as fast (100x50x10: 0.8-1.2x).
+# gemm_narrow reads the right-hand side once per block of rows, from the cache: beyond
+# GEMM_NARROW_BYTES of it (this CPU's L2 cache) BLAS's packing wins ((100, 4320) (4320, 100)
+# float64: 3.0 ms against 1.8; up to 800 kB it was as fast or faster).
 GEMM_NARROW_COLS = 128
 GEMM_NARROW_WORK = 1 << 18
+GEMM_NARROW_BYTES = 1 << 20
 
 
-def _narrow(a, b):
+def _narrow(a, b, any_size=False):
     """Whether a (M, K) or a^T, with b (K, N), is a product for _core.gemm_narrow: contiguous
-    operands of one dtype, N and M K N in its range."""
+    operands of one dtype, N, M K N and the bytes of b in its range (any_size: N alone)."""
     n = b.shape[1]
-    return (n <= GEMM_NARROW_COLS and a.size * n >= GEMM_NARROW_WORK and a.dtype == b.dtype
+    sized = any_size or (a.size * n >= GEMM_NARROW_WORK and b.nbytes <= GEMM_NARROW_BYTES)
+    return (n <= GEMM_NARROW_COLS and sized and a.dtype == b.dtype
             and _core.is_float_buffer(a, 2) and _core.is_float_buffer(b, 2))
 
 
@@ -64,7 +69,8 @@ def _narrow_operand(a, b, out=None):
     not one for gemm_narrow (then NumPy computes it, with its own dtype rules and overlaps)."""
     n = b.shape[1] if b.ndim == 2 else 0
     if not (0 < n <= GEMM_NARROW_COLS and a.ndim == 2 and a.size * n >= GEMM_NARROW_WORK
-            and np.result_type(a, b) == b.dtype and _core.is_float_buffer(b, 2)):
+            and b.nbytes <= GEMM_NARROW_BYTES and np.result_type(a, b) == b.dtype
+            and _core.is_float_buffer(b, 2)):
         return None
     if out is not None and not (type(out) is np.ndarray and out.dtype == b.dtype
                                 and _core.is_float_buffer(out, 2)
