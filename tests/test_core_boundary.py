@@ -236,6 +236,12 @@ PLANES_IN, PLANES_OUT = Arg(two_d=True), Arg(two_d=True, written=True)
 WINDOWS_IN, WINDOWS_OUT = Arg(typed=False), Arg(written=True, typed=False)
 
 
+def _conv_gemm_share(c, n, wgrad):
+    """One thread's share of conv_gemm's work: c planes of 5 x 5, a 3 x 3 window, pad 1, blocks of
+    min(n, 2) samples, 5 filters."""
+    return _core.conv_gemm_work_size(c, 5, 5, 3, 3, 1, 1, min(n, 2), 5, wgrad)
+
+
 def _windows(rng, n, c):
     return rng.integers(0, 4, size=(n, c, 3, 3)).astype(np.int32)
 
@@ -276,20 +282,19 @@ ENTRIES.update({
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5), _floats(rng, dt, n, c, 5),
                                np.empty(n, dt)],
         {0: PLANES_OUT, 1: IN, 2: OUT}),
-    # blocks of 2 of the n samples; work holds exactly one thread's share
+    # blocks of 2 of the n samples (or 1); work holds exactly one thread's share
     "conv_gemm": Entry(
         _core.conv_gemm,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
-                               _floats(rng, dt, 5, c * 9), _floats(rng, dt, 5), True, 2,
-                               np.empty(_core.conv_gemm_work_size(c, 5, 5, 3, 3, 1, 1, 2, 5), dt),
+                               _floats(rng, dt, 5, c * 9), _floats(rng, dt, 5), True, min(n, 2),
+                               np.empty(_conv_gemm_share(c, n, False), dt),
                                np.empty((5, n * 25), dt)],
         {0: PLANES_IN, 6: rows(1), 7: IN, 10: OUT, 11: OUT}),
     "conv_gemm_wgrad": Entry(
         _core.conv_gemm_wgrad,
         lambda dt, n, c, rng: [_floats(rng, dt, n, c, 5, 5), 3, 3, 1, 1, False,
-                               _floats(rng, dt, 5, n * 25), 2,
-                               np.empty(_core.conv_gemm_work_size(c, 5, 5, 3, 3, 1, 1, 2, 5, True),
-                                        dt),
+                               _floats(rng, dt, 5, n * 25), min(n, 2),
+                               np.empty(_conv_gemm_share(c, n, True), dt),
                                np.empty((c * 9, 5), dt)],
         {0: PLANES_IN, 6: rows(1), 8: OUT, 9: OUT}),
     "maxpool_forward": Entry(
