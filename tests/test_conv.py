@@ -195,6 +195,15 @@ def test_one_channel_stride_1(path, dtype, data):
         assert_allclose(db, ref.db, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10)
 
 
+def test_one_channel_direct_refuses_an_output_overlapping_its_input():
+    x = np.zeros((2, 1, 6, 6))
+    W, b = np.zeros((3, 1, 3, 3)), np.zeros(3)
+    y = np.zeros(3 * 2 * 16 + x.size)
+    with pytest.raises(ValueError, match="y: overlaps x"):
+        fastnn._core.conv_direct1(y[:x.size].reshape(x.shape), W, b, 0, False,
+                                  y[x.size - 1:x.size - 1 + 96], True)
+
+
 @pytest.mark.parametrize("stride, pad", [(1, 0), (1, 2), (2, 1), (3, 0)])
 def test_backward_against_numerical_gradients(stride, pad):
     rng = np.random.default_rng(stride * 3 + pad)

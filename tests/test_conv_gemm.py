@@ -170,3 +170,16 @@ def test_weight_gradient_refuses_overlapping_outputs():
         _core.conv_gemm_wgrad(x, 3, 3, 1, 1, False, dy, 2, work, dy.reshape(-1)[:54].reshape(18, 3))
     with pytest.raises(ValueError, match="work: overlaps dwt"):
         _core.conv_gemm_wgrad(x, 3, 3, 1, 1, False, dy, 2, work, work[:54].reshape(18, 3))
+
+
+@pytest.mark.parametrize("sizes", [(0, 6, 6, 3, 3, 1, 1, 2, 3), (2, 6, 6, 3, 3, 0, 1, 2, 3),
+                                   (2, 6, 6, 3, 3, 1, -1, 2, 3), (2, 6, 6, 9, 3, 1, 1, 2, 3),
+                                   (2, 6, 6, 3, 3, 1, 1, 0, 3), (2, 6, 6, 3, 3, 1, 1, 2, 0)])
+def test_work_size_refuses_sizes_no_convolution_has(sizes):
+    with pytest.raises(ValueError):
+        _core.conv_gemm_work_size(*sizes)
+
+
+def test_work_size_refuses_a_block_too_large_to_count():
+    with pytest.raises(ValueError, match="2\\*\\*60"):
+        _core.conv_gemm_work_size(1 << 20, 1 << 10, 1 << 10, 1, 1, 1, 0, 1 << 20, 1)
