@@ -50,14 +50,6 @@ static FASTNN_CLONES void im2col_t_row(const real *src, ptrdiff_t h, ptrdiff_t w
 }
 
 #ifdef FASTNN_AVX512
-/* lanes [a, b) of a vector, a and b clamped to [0, VLANES] */
-static inline vmask lanes_between(ptrdiff_t a, ptrdiff_t b)
-{
-    a = a < 0 ? 0 : a > VLANES ? VLANES : a;
-    b = b < 0 ? 0 : b > VLANES ? VLANES : b;
-    return (vmask)((((uint64_t)1 << b) - 1) & ~(((uint64_t)1 << a) - 1));
-}
-
 /* im2col_t_row for S = 1, one masked load and store per VLANES outputs: the lanes outside the
  * input row read nothing and store zeros (a call per short row of memcpy and memset costs more
  * than the copy; the models' planes are 8 to 28 wide) */

@@ -70,6 +70,16 @@ static inline void conv_valid_range(ptrdiff_t len, ptrdiff_t out, ptrdiff_t off,
     *hi = b > a ? b : a;
 }
 
+#ifdef FASTNN_AVX512
+/* lanes [a, b) of a vector, a and b clamped to [0, VLANES] */
+static inline vmask lanes_between(ptrdiff_t a, ptrdiff_t b)
+{
+    a = a < 0 ? 0 : a > VLANES ? VLANES : a;
+    b = b < 0 ? 0 : b > VLANES ? VLANES : b;
+    return (vmask)((((uint64_t)1 << b) - 1) & ~(((uint64_t)1 << a) - 1));
+}
+#endif
+
 /* The offset of plane (i, j) (sample i, channel j) of an (n, c) batch of planes of hw elements */
 static inline ptrdiff_t conv_plane(ptrdiff_t i, ptrdiff_t j, ptrdiff_t n, ptrdiff_t c,
                                    ptrdiff_t hw, int cnhw)

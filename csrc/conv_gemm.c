@@ -38,14 +38,6 @@ static int block_threads(ptrdiff_t blocks, ptrdiff_t work_threads)
 /* elements after col and after the padded planes that whole-vector copies may touch */
 #define SLACK 16
 
-#ifdef FASTNN_AVX512
-/* the first n lanes (all for n >= VLANES) */
-static inline vmask lanes_upto(ptrdiff_t n)
-{
-    return n >= VLANES ? (vmask)~(vmask)0 : (vmask)(((uint64_t)1 << n) - 1);
-}
-#endif
-
 ptrdiff_t FN(conv_gemm_work)(ptrdiff_t c, ptrdiff_t h, ptrdiff_t w, ptrdiff_t fh, ptrdiff_t fw,
                              ptrdiff_t s, ptrdiff_t p, ptrdiff_t m, ptrdiff_t fn, int wgrad)
 {
@@ -87,7 +79,7 @@ __attribute__((target("avx512f"))) static void pad_plane_avx512(const real *plan
         for (ptrdiff_t v = 0; v < w; v += VLANES)
             V(storeu)(r + p + v, y * w + v + VLANES <= h * w
                                      ? V(loadu)(from + v)
-                                     : V(maskz_loadu)(lanes_upto(w - v), from + v));
+                                     : V(maskz_loadu)(lanes_between(0, w - v), from + v));
         for (ptrdiff_t e = 0; e < p; e += VLANES)
             V(storeu)(r + p + w + e, zero);
     }
@@ -291,7 +283,7 @@ static void wgrad_span512(const real *xp, ptrdiff_t c, ptrdiff_t m, ptrdiff_t h,
         int nv = (int)((vectors + panels - 1 - pn) / (panels - pn)); /* 1..4 */
         vectors -= nv;
         ptrdiff_t pw = fn - j0 < nv * VLANES ? fn - j0 : nv * VLANES;
-        vmask tail = (vmask)(((uint64_t)1 << (pw - (ptrdiff_t)(nv - 1) * VLANES)) - 1);
+        vmask tail = lanes_between(0, pw - (ptrdiff_t)(nv - 1) * VLANES);
         int rb = WGRAD_ROWS(nv);
         for (ptrdiff_t r0 = 0; r0 < k; r0 += rb) {
             ptrdiff_t off[8], rn = k - r0 < rb ? k - r0 : rb;
